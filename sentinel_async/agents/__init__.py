@@ -1,0 +1,1 @@
+"""Agents: the tool-agent runtime (policies, users, episodes), Controller, Proposer and Solver."""
