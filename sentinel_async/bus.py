@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from sentinel_async.events import RecordedEvent
 from sentinel_async.store.base import EventFilter, EventStore
@@ -56,7 +56,7 @@ async def subscribe(
 
 async def _pump(
     store: EventStore,
-    send: ObjectSendStream[RecordedEvent],
+    send: MemoryObjectSendStream[RecordedEvent],
     position: int,
     filter: EventFilter | None,
     page: int,

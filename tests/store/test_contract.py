@@ -217,7 +217,7 @@ async def test_consumer_resumes_exactly_at_its_cursor_after_restart(make_store: 
     store = make_store()  # a restart, for the file store
     await store.append("in", [msg("in", i) for i in range(10, 12)])
     await run_consumer(store, stop_after=12)
-    assert handled == list(range(1, 11)) + [15, 16]
+    assert handled == [*range(1, 11), 15, 16]
     outputs = [r.payload.turn for r in store.read_stream("out") if isinstance(r.payload, UserMessage)]
     assert outputs == list(range(12))
 

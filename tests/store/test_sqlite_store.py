@@ -149,9 +149,9 @@ def test_sigkill_mid_append_leaves_whole_batches_and_every_acknowledged_one(tmp_
         for record in records:
             assert isinstance(record.payload, UserMessage)
             assert per_stream[record.stream_id] == int(record.payload.content), "a batch was cut in half"
-        for stream, (first, last) in acked.items():
+        for stream, (start, end) in acked.items():
             stored = store.read_stream(stream)
-            assert [r.position for r in stored] == list(range(first, last + 1)), f"acknowledged {stream} lost"
+            assert [r.position for r in stored] == list(range(start, end + 1)), f"acknowledged {stream} lost"
 
 
 def test_killed_consumer_resumes_without_losing_or_repeating_work(tmp_path: Path) -> None:
