@@ -237,6 +237,8 @@ class SQLiteEventStore(EventStore):
                     break
             if group:
                 self._commit_group(conn, group)
+        with contextlib.suppress(sqlite3.Error):  # fold the WAL back into the file on a clean close
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
 
     def _commit_group(self, conn: sqlite3.Connection, group: list[_Request]) -> None:
