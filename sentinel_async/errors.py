@@ -20,6 +20,10 @@ class ConcurrencyError(SentinelError):
         self.actual = actual
 
 
+class DuplicateEventError(SentinelError):
+    """Raised when an append reuses an event id that the log already holds."""
+
+
 class CursorError(SentinelError):
     """Raised when a consumer's cursor would not move forward (its events were already processed)."""
 

@@ -260,6 +260,9 @@ Event = (
 EVENT_TYPES: dict[str, type[EventBase]] = {_snake(cls.__name__): cls for cls in EventBase.__subclasses__()}
 
 
+_TYPE_NAMES: dict[type[EventBase], str] = {cls: name for name, cls in EVENT_TYPES.items()}
+
+
 def event_type_name(cls: type[EventBase]) -> str:
     """The tag stored for an event class."""
     return _snake(cls.__name__)
@@ -289,7 +292,7 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def type(self) -> str:
         """The payload's type tag."""
-        return event_type_name(type(self.payload))
+        return _TYPE_NAMES[type(self.payload)]
 
 
 _record_encoder = msgspec.json.Encoder()

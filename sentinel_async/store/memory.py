@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from sentinel_async.clock import Clock, IdFactory
-from sentinel_async.errors import StoreClosedError
+from sentinel_async.errors import DuplicateEventError, StoreClosedError
 from sentinel_async.events import RecordedEvent
 from sentinel_async.store.base import (
     AppendResult,
@@ -30,6 +30,7 @@ class MemoryEventStore(EventStore):
         self._positions: list[int] = []
         self._versions: dict[str, int] = {}
         self._cursors: dict[str, int] = {}
+        self._event_ids: set[str] = set()
         self._lock = threading.Lock()
         self._notifier = HeadNotifier()
         self._closed = False
@@ -47,6 +48,10 @@ class MemoryEventStore(EventStore):
                 lambda stream: self._versions.get(stream, 0),
                 lambda consumer: self._cursors.get(consumer, 0),
             )
+            new_ids = {r.event_id for r in records}
+            if len(new_ids) < len(records) or not new_ids.isdisjoint(self._event_ids):
+                raise DuplicateEventError("append rejected by the log: an event id is reused")
+            self._event_ids.update(new_ids)
             self._events.extend(records)
             self._positions.extend(r.position for r in records)
             self._versions.update(versions)

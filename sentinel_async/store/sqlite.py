@@ -15,8 +15,9 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import filelock
 import msgspec
@@ -25,6 +26,7 @@ import sqlite_utils
 from sentinel_async.clock import Clock, IdFactory
 from sentinel_async.errors import (
     CorruptEventError,
+    DuplicateEventError,
     SentinelError,
     StoreClosedError,
     StoreLockedError,
@@ -57,19 +59,65 @@ _UPSERT_CURSOR = (
 
 
 class _Request:
-    __slots__ = ("appends", "cursor", "future")
+    """One transaction waiting for the writer, answered through an asyncio or a concurrent future."""
 
-    def __init__(self, appends: Sequence[StreamAppend], cursor: CursorUpdate | None) -> None:
+    __slots__ = ("appends", "cursor", "future", "loop", "sync_future")
+
+    def __init__(self, appends: Sequence[StreamAppend], cursor: CursorUpdate | None, *, is_async: bool) -> None:
         self.appends = appends
         self.cursor = cursor
-        self.future: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.future: asyncio.Future[AppendResult] | None = None
+        self.sync_future: concurrent.futures.Future[AppendResult] | None = None
+        if is_async:
+            self.loop = asyncio.get_running_loop()
+            self.future = self.loop.create_future()
+        else:
+            self.sync_future = concurrent.futures.Future()
+
+    def start(self) -> bool:
+        """False when the caller gave up (cancelled) before the writer reached it: then it is not written."""
+        if self.sync_future is not None:
+            return self.sync_future.set_running_or_notify_cancel()
+        return self.future is not None and not self.future.cancelled()
+
+
+def _settle(batch: list[tuple[asyncio.Future[AppendResult], AppendResult | BaseException]]) -> None:
+    for future, outcome in batch:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 _STOP = object()
+_page_decoder = msgspec.json.Decoder(list[RecordedEvent])
+
+
+def _decode_page(rows: list[tuple[int, str, bytes]], skip_invalid: bool) -> list[RecordedEvent]:
+    """Decode a page of bodies in one msgspec call; on a bad record, find it and name it (or skip it)."""
+    try:
+        records: list[RecordedEvent] = _page_decoder.decode(b"[" + b",".join(row[2] for row in rows) + b"]")
+        return records
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    records = []
+    for position, event_type, body in rows:
+        try:
+            records.append(decode_record(body))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            if not skip_invalid:
+                raise CorruptEventError(position, event_type, str(exc)) from None
+    return records
 
 
 class SQLiteEventStore(EventStore):
-    """An event log in one SQLite file. `read_only=True` opens an existing log for reading and tailing."""
+    """An event log in one SQLite file. `read_only=True` opens an existing log for reading and tailing.
+
+    `on_commit(head)` is called on the writer thread after each durable group commit (for metrics).
+    """
 
     def __init__(
         self,
@@ -79,10 +127,12 @@ class SQLiteEventStore(EventStore):
         clock: Clock | None = None,
         ids: IdFactory | None = None,
         poll_interval: float = 0.005,
+        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self.poll_interval = poll_interval
+        self._on_commit = on_commit
         self._builder = TransactionBuilder(*default_clock_and_ids(clock, ids))
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -205,19 +255,23 @@ class SQLiteEventStore(EventStore):
 
     # --- writing ------------------------------------------------------------------------------------------
 
-    def _submit(self, appends: Sequence[StreamAppend], cursor: CursorUpdate | None) -> _Request:
+    def _submit(self, request: _Request) -> None:
         self._check_open()
         if self.read_only:
             raise StoreOpenError(f"the event log {self.path} was opened read-only")
-        request = _Request(appends, cursor)
         self._queue.put(request)
-        return request
 
     async def commit(self, appends: Sequence[StreamAppend], *, cursor: CursorUpdate | None = None) -> AppendResult:
-        return await asyncio.wrap_future(self._submit(appends, cursor).future)
+        request = _Request(appends, cursor, is_async=True)
+        self._submit(request)
+        assert request.future is not None
+        return await request.future
 
     def commit_sync(self, appends: Sequence[StreamAppend], *, cursor: CursorUpdate | None = None) -> AppendResult:
-        return self._submit(appends, cursor).future.result()
+        request = _Request(appends, cursor, is_async=False)
+        self._submit(request)
+        assert request.sync_future is not None
+        return request.sync_future.result()
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         stopping = False
@@ -227,7 +281,7 @@ class SQLiteEventStore(EventStore):
             while True:
                 if item is _STOP:
                     stopping = True
-                elif isinstance(item, _Request) and item.future.set_running_or_notify_cancel():
+                elif isinstance(item, _Request) and item.start():
                     group.append(item)
                 if len(group) >= _MAX_GROUP:
                     break
@@ -242,9 +296,34 @@ class SQLiteEventStore(EventStore):
         conn.close()
 
     def _commit_group(self, conn: sqlite3.Connection, group: list[_Request]) -> None:
+        """Validate every transaction in Python, write them all with one executemany, commit (one fsync).
+
+        A transaction that fails validation fails alone. If SQLite itself rejects a row (a reused event id),
+        the group is rolled back and its transactions are retried one by one, so only the culprit fails.
+        """
+        try:
+            self._write_group(conn, group)
+        except sqlite3.IntegrityError:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for request in group:
+                try:
+                    self._write_group(conn, [request])
+                except sqlite3.IntegrityError as exc:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    rejected = DuplicateEventError(f"append rejected by the log: an event id is reused ({exc})")
+                    self._answer([request], [rejected])
+                except BaseException as exc:
+                    self._fail(conn, [request], exc)
+        except BaseException as exc:  # an I/O error, a full disk: nothing of the group was written
+            self._fail(conn, group, exc)
+
+    def _write_group(self, conn: sqlite3.Connection, group: list[_Request]) -> None:
         staged_versions: dict[str, int] = {}
         staged_cursors: dict[str, int] = {}
         outcomes: list[AppendResult | BaseException] = []
+        rows: list[tuple[object, ...]] = []
         head = self._head
 
         def version_of(stream: str) -> int:
@@ -255,64 +334,57 @@ class SQLiteEventStore(EventStore):
         def cursor_of(consumer: str) -> int:
             return staged_cursors.get(consumer, self._cursor_cache.get(consumer, 0))
 
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for request in group:
-                try:
-                    records, versions = self._builder.build(
-                        request.appends, request.cursor, head, version_of, cursor_of
-                    )
-                    rows = [
-                        (
-                            r.position,
-                            r.event_id,
-                            r.stream_id,
-                            r.version,
-                            r.type,
-                            r.timestamp,
-                            r.causation_id,
-                            r.correlation_id,
-                            encode_record(r),
-                        )
-                        for r in records
-                    ]
-                    conn.execute("SAVEPOINT tx")
-                    try:
-                        conn.executemany(_INSERT, rows)
-                        if request.cursor is not None:
-                            conn.execute(_UPSERT_CURSOR, (request.cursor.consumer, request.cursor.position))
-                    except sqlite3.IntegrityError as exc:
-                        conn.execute("ROLLBACK TO tx")
-                        raise SentinelError(f"append rejected by the log: {exc} (is an event id reused?)") from None
-                    finally:
-                        conn.execute("RELEASE tx")
-                except SentinelError as exc:
-                    outcomes.append(exc)
-                    continue
-                head += len(records)
-                staged_versions.update(versions)
-                if request.cursor is not None:
-                    staged_cursors[request.cursor.consumer] = request.cursor.position
-                outcomes.append(AppendResult([r.position for r in records], versions))
-            conn.execute("COMMIT")
-        except BaseException as exc:  # an I/O error, a full disk: nothing of the group was written
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            failure = SentinelError(f"writing to the event log {self.path} failed: {exc}; nothing was written")
-            for request in group:
-                request.future.set_exception(failure)
-            return
+        for request in group:
+            try:
+                records, versions = self._builder.build(request.appends, request.cursor, head, version_of, cursor_of)
+            except SentinelError as exc:
+                outcomes.append(exc)
+                continue
+            rows.extend(
+                (r.position, r.event_id, r.stream_id, r.version, r.type, r.timestamp, r.causation_id,
+                 r.correlation_id, encode_record(r))
+                for r in records
+            )  # fmt: skip
+            head += len(records)
+            staged_versions.update(versions)
+            if request.cursor is not None:
+                staged_cursors[request.cursor.consumer] = request.cursor.position
+            outcomes.append(AppendResult([r.position for r in records], versions))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_INSERT, rows)
+        conn.executemany(_UPSERT_CURSOR, staged_cursors.items())
+        conn.execute("COMMIT")
         self._versions.update(staged_versions)
         self._cursor_cache.update(staged_cursors)
         moved = head != self._head
         self._head = head
-        for request, outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                request.future.set_exception(outcome)
-            else:
-                request.future.set_result(outcome)
+        self._answer(group, outcomes)
         if moved:
+            if self._on_commit is not None:
+                self._on_commit(head)
             self._notifier.notify()
+
+    def _fail(self, conn: sqlite3.Connection, group: list[_Request], exc: BaseException) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        failure = SentinelError(f"writing to the event log {self.path} failed: {exc}; nothing was written")
+        self._answer(group, [failure] * len(group))
+
+    @staticmethod
+    def _answer(group: list[_Request], outcomes: Sequence[AppendResult | BaseException]) -> None:
+        """Resolve futures: one wake-up per event loop for the whole group, not one per request."""
+        per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[AppendResult], Any]]] = {}
+        for request, outcome in zip(group, outcomes, strict=True):
+            if request.sync_future is not None:
+                if isinstance(outcome, BaseException):
+                    request.sync_future.set_exception(outcome)
+                else:
+                    request.sync_future.set_result(outcome)
+            elif request.loop is not None and request.future is not None:
+                per_loop.setdefault(request.loop, []).append((request.future, outcome))
+        for loop, batch in per_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, batch)
 
     def _committed_version(self, conn: sqlite3.Connection, stream: str) -> int:
         version = self._versions.get(stream)
@@ -355,14 +427,7 @@ class SQLiteEventStore(EventStore):
         while remaining is None or remaining > 0:
             page = _PAGE if remaining is None else min(_PAGE, remaining)
             rows = conn.execute(sql, [cursor_position, *base_params, page]).fetchall()
-            for position, event_type, body in rows:
-                try:
-                    record = decode_record(body)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    if skip_invalid:
-                        continue
-                    raise CorruptEventError(position, event_type, str(exc)) from None
-                yield record
+            yield from _decode_page(rows, skip_invalid)
             if remaining is not None:
                 remaining -= len(rows)
             if len(rows) < page:

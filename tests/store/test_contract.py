@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from sentinel_async.bus import subscribe
-from sentinel_async.errors import ConcurrencyError, CursorError
+from sentinel_async.errors import ConcurrencyError, CursorError, DuplicateEventError
 from sentinel_async.events import EpisodeStarted, NewEvent, RecordedEvent, UserMessage
 from sentinel_async.store import NO_STREAM, CursorUpdate, EventFilter, EventStore, StreamAppend
 
@@ -241,3 +241,27 @@ async def test_summary_counts_types_streams_and_time_span(store: EventStore) -> 
     assert summary.first_timestamp is not None
     assert summary.last_timestamp is not None
     assert summary.first_timestamp < summary.last_timestamp
+
+
+async def test_a_reused_event_id_fails_alone_and_writes_nothing(store: EventStore) -> None:
+    await store.append("a", [NewEvent(payload=msg("a", 0), event_id="fixed-id")])
+    outcomes: list[str] = []
+
+    async def reuse() -> None:
+        try:
+            await store.append("b", [msg("b", 0), NewEvent(payload=msg("b", 1), event_id="fixed-id")])
+            outcomes.append("written")
+        except DuplicateEventError:
+            outcomes.append("rejected")
+
+    async def bystander(n: int) -> None:
+        await store.append(f"c-{n}", [msg("c", n)])
+        outcomes.append("ok")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(bystander, 0)
+        group.start_soon(reuse)
+        group.start_soon(bystander, 1)
+    assert sorted(outcomes) == ["ok", "ok", "rejected"]
+    assert store.stream_version("b") == 0
+    assert [r.position for r in store.read()] == [1, 2, 3]
