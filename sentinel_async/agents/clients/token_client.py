@@ -1,0 +1,361 @@
+"""Token-in/token-out policy for training: render the chat template locally, generate ids, keep the log-probs.
+
+`TokenPolicy` renders the prompt with a transformers tokenizer and hands the ids to a `TokenGenerator`:
+`VLLMCompletionsGenerator` (a vLLM server's `/v1/completions` with a token-id prompt) or
+`TransformersGenerator` (an in-process causal LM). torch and transformers are imported lazily.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self, runtime_checkable
+
+import aiohttp
+import anyio
+import msgspec
+
+from sentinel_async.agents.clients._http import ClientConfig, HttpTransport, SleepFn
+from sentinel_async.agents.clients.errors import MalformedResponseError
+from sentinel_async.agents.clients.qwen_format import new_call_id, parse_qwen_output
+from sentinel_async.agents.clients.wire import CompletionChoice, CompletionResponse, ModelList
+from sentinel_async.agents.protocols import PolicyTurn
+from sentinel_async.messages import ChatMessage, TokenTrace
+
+_TOKEN_ID = re.compile(r"token_id:(\d+)")
+DEFAULT_STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+class SamplingParams(msgspec.Struct, frozen=True, kw_only=True):
+    """Sampling settings for one generation. `temperature` 0 means greedy."""
+
+    max_tokens: int = 512
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+
+
+class GenerationResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Sampled ids (a stop token included when generation stopped on it) and one log-prob per id."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str
+    text: str | None = None
+    weights_version: int | None = None
+
+
+class TokenGenerator(Protocol):
+    """Generates continuation ids for a token-id prompt."""
+
+    async def generate(self, prompt_ids: Sequence[int], params: SamplingParams) -> GenerationResult:
+        """Sample a continuation of `prompt_ids`."""
+        ...
+
+
+@runtime_checkable
+class WeightUpdatable(Protocol):
+    """A generator whose weights can be replaced in place."""
+
+    async def update_weights(self, state_dict: Mapping[str, Any], version: int) -> None:
+        """Load `state_dict` and record `version` as the weights now served."""
+        ...
+
+
+def parse_completion_choice(choice: CompletionChoice, prompt_ids: Sequence[int], url: str) -> GenerationResult:
+    """Recover ids and log-probs from a vLLM completion choice, cross-checking every source of ids."""
+    lp = choice.logprobs
+    if lp is None:
+        raise MalformedResponseError(url, "the choice has no `logprobs` (was logprobs=1 ignored?)")
+    from_tokens: list[int] | None = []
+    for token in lp.tokens:
+        m = _TOKEN_ID.fullmatch(token)
+        if m is None:
+            from_tokens = None
+            break
+        assert from_tokens is not None
+        from_tokens.append(int(m.group(1)))
+    ids = choice.token_ids if choice.token_ids is not None else from_tokens
+    if ids is None:
+        raise MalformedResponseError(
+            url, "no generated token ids: neither `token_ids` nor `token_id:<id>` strings in `logprobs.tokens`"
+        )
+    if choice.token_ids is not None and from_tokens is not None and from_tokens != choice.token_ids:
+        raise MalformedResponseError(url, "`token_ids` and `logprobs.tokens` disagree")
+    if len(lp.token_logprobs) != len(ids):
+        raise MalformedResponseError(
+            url, f"{len(ids)} token ids but {len(lp.token_logprobs)} entries in `logprobs.token_logprobs`"
+        )
+    logprobs: list[float] = []
+    for i, value in enumerate(lp.token_logprobs):
+        if value is None:
+            raise MalformedResponseError(url, f"`logprobs.token_logprobs[{i}]` is null")
+        logprobs.append(float(value))
+    if choice.prompt_token_ids is not None and list(choice.prompt_token_ids) != list(prompt_ids):
+        raise MalformedResponseError(url, "the server's `prompt_token_ids` differ from the prompt ids sent")
+    return GenerationResult(
+        token_ids=list(ids), logprobs=logprobs, finish_reason=choice.finish_reason or "unknown", text=choice.text
+    )
+
+
+class VLLMCompletionsGenerator:
+    """Generation through a vLLM server's `POST /v1/completions` with a token-id prompt.
+
+    Requests `logprobs=1`, `return_tokens_as_token_ids` and `return_token_ids` (vLLM >= 0.10.2; older servers
+    still give `token_id:<id>` strings). Log-probs are whatever the server computes: vLLM's default
+    `--logprobs-mode raw_logprobs` gives them *before* temperature/top-p; start it with
+    `--logprobs-mode processed_logprobs` to get the sampling distribution actually used.
+    `use_model` switches to a LoRA adapter (and the version stamped on results) after `load_lora_adapter`.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        rng: random.Random | None = None,
+        sleep: SleepFn | None = None,
+    ) -> None:
+        self.config = config
+        self.transport = HttpTransport(config, session=session, rng=rng, sleep=sleep)
+        self.model = config.model
+        self.weights_version: int | None = None
+
+    def use_model(self, name: str, version: int | None = None) -> None:
+        """Send later requests to model (or adapter) `name`, stamping results with `version`."""
+        self.model = name
+        self.weights_version = version
+
+    async def generate(self, prompt_ids: Sequence[int], params: SamplingParams) -> GenerationResult:
+        """Sample a continuation of `prompt_ids` on the server."""
+        model, version = self.model, self.weights_version
+        payload: dict[str, Any] = {
+            "model": model,
+            "prompt": list(prompt_ids),
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "logprobs": 1,
+            "return_tokens_as_token_ids": True,
+            "return_token_ids": True,
+            "skip_special_tokens": False,
+        }
+        if params.seed is not None:
+            payload["seed"] = params.seed
+        if params.stop_token_ids:
+            payload["stop_token_ids"] = list(params.stop_token_ids)
+        response = await self.transport.post("/completions", payload, CompletionResponse)
+        url = self.transport.url("/completions")
+        if not response.choices:
+            raise MalformedResponseError(url, "`choices` is empty")
+        result = parse_completion_choice(response.choices[0], prompt_ids, url)
+        return msgspec.structs.replace(result, weights_version=version)
+
+    async def list_models(self) -> ModelList:
+        """`GET /v1/models`: the base model and loaded LoRA adapters."""
+        return await self.transport.get("/models", ModelList)
+
+    async def load_lora_adapter(self, name: str, path: str, *, load_inplace: bool = False) -> str:
+        """`POST /v1/load_lora_adapter` (server started with runtime LoRA updating); returns its message."""
+        payload: dict[str, Any] = {"lora_name": name, "lora_path": path}
+        if load_inplace:
+            payload["load_inplace"] = True
+        body = await self.transport.request("POST", "/load_lora_adapter", payload)
+        return body.decode("utf-8", errors="replace")
+
+    async def unload_lora_adapter(self, name: str) -> str:
+        """`POST /v1/unload_lora_adapter`; returns the server's message."""
+        body = await self.transport.request("POST", "/unload_lora_adapter", {"lora_name": name})
+        return body.decode("utf-8", errors="replace")
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (if this generator created it)."""
+        await self.transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class TransformersGenerator:
+    """In-process sampling from a transformers causal LM with a KV cache, off the event loop.
+
+    `logprobs_mode="processed"` (default) returns log-probs under the distribution actually sampled from:
+    logits / temperature, restricted to the top-p nucleus and renormalised. `"raw"` returns the untempered
+    model log-probs (vLLM's default). Greedy (temperature 0) always returns raw log-probs. A request without
+    a seed draws one from a generator seeded with `seed`, so runs are reproducible. Calls are serialised.
+    `num_threads` sets `torch.set_num_threads` (process-wide).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        logprobs_mode: Literal["processed", "raw"] = "processed",
+        num_threads: int | None = None,
+        seed: int = 0,
+        weights_version: int = 0,
+    ) -> None:
+        import torch
+
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        self.model = model
+        self.logprobs_mode = logprobs_mode
+        self.weights_version = weights_version
+        self._rng = random.Random(seed)
+        self._lock = anyio.Lock()
+
+    async def generate(self, prompt_ids: Sequence[int], params: SamplingParams) -> GenerationResult:
+        """Sample a continuation of `prompt_ids` in a worker thread."""
+        seed = params.seed if params.seed is not None else self._rng.randrange(2**63)
+        async with self._lock:
+            version = self.weights_version
+            ids, logprobs, finish = await anyio.to_thread.run_sync(self._generate, list(prompt_ids), params, seed)
+        return GenerationResult(token_ids=ids, logprobs=logprobs, finish_reason=finish, weights_version=version)
+
+    async def update_weights(self, state_dict: Mapping[str, Any], version: int) -> None:
+        """Load new weights (`load_state_dict`, strict) once in-flight generation finishes."""
+        async with self._lock:
+            await anyio.to_thread.run_sync(self.model.load_state_dict, state_dict)
+            self.weights_version = version
+
+    def _generate(self, prompt_ids: list[int], params: SamplingParams, seed: int) -> tuple[list[int], list[float], str]:
+        import torch
+
+        device = next(self.model.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        stop = set(params.stop_token_ids)
+        ids: list[int] = []
+        logprobs: list[float] = []
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+            for _ in range(params.max_tokens):
+                token, logprob = self._sample(out.logits[0, -1].float(), params, gen)
+                ids.append(token)
+                logprobs.append(logprob)
+                if token in stop:
+                    return ids, logprobs, "stop"
+                step = torch.tensor([[token]], device=device)
+                out = self.model(input_ids=step, cache=out.cache, use_cache=True)
+        return ids, logprobs, "length"
+
+    def _sample(self, logits: Any, params: SamplingParams, gen: Any) -> tuple[int, float]:
+        import torch
+
+        raw = torch.log_softmax(logits, dim=-1)
+        if params.temperature <= 0:
+            token = int(torch.argmax(logits))
+            return token, float(raw[token])
+        logp = torch.log_softmax(logits / params.temperature, dim=-1)
+        if params.top_p < 1.0:
+            sorted_lp, order = torch.sort(logp, descending=True)
+            probs = sorted_lp.exp()
+            outside = (probs.cumsum(-1) - probs) >= params.top_p
+            mask = torch.zeros_like(outside).scatter(0, order, outside)
+            logp = torch.log_softmax(logp.masked_fill(mask, float("-inf")), dim=-1)
+        token = int(torch.multinomial(logp.exp(), 1, generator=gen))
+        return token, float(logp[token] if self.logprobs_mode == "processed" else raw[token])
+
+
+def to_template_messages(conversation: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """Our messages in the layout HF chat templates expect (tool-call arguments as objects)."""
+    out: list[dict[str, Any]] = []
+    for m in conversation:
+        msg: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            msg["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in m.tool_calls
+            ]
+        if m.role == "tool":
+            msg["tool_call_id"] = m.tool_call_id
+            if m.name:
+                msg["name"] = m.name
+        out.append(msg)
+    return out
+
+
+class TokenPolicy:
+    """The agent as a token-level policy (`Policy`): every turn carries its exact prompt and sampled ids.
+
+    `policy_version` is stamped on each turn unless the generator reports the version it actually used.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        generator: TokenGenerator,
+        *,
+        sampling: SamplingParams | None = None,
+        validate_tools: bool = True,
+        policy_version: int = 0,
+        chat_template_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.generator = generator
+        self.validate_tools = validate_tools
+        self.policy_version = policy_version
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        sampling = sampling if sampling is not None else SamplingParams()
+        if not sampling.stop_token_ids:
+            sampling = msgspec.structs.replace(sampling, stop_token_ids=self._default_stop_ids())
+        self.sampling = sampling
+
+    def _default_stop_ids(self) -> tuple[int, ...]:
+        ids: list[int] = []
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        if isinstance(eos, int):
+            ids.append(eos)
+        vocab = self.tokenizer.get_vocab()
+        ids.extend(vocab[t] for t in DEFAULT_STOP_TOKENS if t in vocab)
+        return tuple(dict.fromkeys(ids))
+
+    def render_prompt(self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]]) -> list[int]:
+        """The prompt ids: the chat template over `conversation` and `tools`, with the generation prompt."""
+        rendered = self.tokenizer.apply_chat_template(
+            to_template_messages(conversation),
+            tools=tools or None,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+            **self.chat_template_kwargs,
+        )
+        if isinstance(rendered, Mapping):
+            rendered = rendered["input_ids"]
+        return [int(i) for i in rendered]
+
+    async def act(self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]]) -> PolicyTurn:
+        """Render, generate, decode and parse one assistant turn."""
+        version = self.policy_version
+        prompt_ids = self.render_prompt(conversation, tools)
+        result = await self.generator.generate(prompt_ids, self.sampling)
+        body = result.token_ids
+        if body and body[-1] in self.sampling.stop_token_ids:
+            body = body[:-1]
+        text = self.tokenizer.decode(body, skip_special_tokens=False)
+        parsed = parse_qwen_output(text, tools=tools if self.validate_tools else None, id_factory=new_call_id)
+        return PolicyTurn(
+            message=ChatMessage(role="assistant", content=parsed.content, tool_calls=parsed.tool_calls),
+            tokens=TokenTrace(prompt_ids=prompt_ids, sampled_ids=list(result.token_ids), logprobs=result.logprobs),
+            policy_version=result.weights_version if result.weights_version is not None else version,
+            raw_text=text,
+            parse_error=parsed.parse_error,
+            finish_reason=result.finish_reason,
+        )
+
+    async def update_weights(self, state_dict: Mapping[str, Any], version: int | None = None) -> int:
+        """Swap new weights into an in-process generator and bump (or set) `policy_version`."""
+        if not isinstance(self.generator, WeightUpdatable):
+            raise TypeError(f"{type(self.generator).__name__} cannot take weights in place")
+        new_version = version if version is not None else self.policy_version + 1
+        await self.generator.update_weights(state_dict, new_version)
+        self.policy_version = new_version
+        return new_version
