@@ -46,6 +46,7 @@ class TaskDescription(msgspec.Struct, frozen=True, kw_only=True):
 
 class EvaluationCriteria(msgspec.Struct, frozen=True, kw_only=True):
     actions: list[GoldAction] | None = None
+    env_assertions: list[dict[str, Any]] | None = None
     communicate_info: list[str] | None = None
     nl_assertions: list[str] | None = None
     reward_basis: list[str] = msgspec.field(default_factory=lambda: ["DB", "COMMUNICATE"])
