@@ -236,7 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    producers, per_producer = (64, 400) if args.quick else (128, 800)
+    producers, per_producer = (64, 400) if args.quick else (256, 200)
     total = producers * per_producer
     latency_events = 300 if args.quick else 1000
     with tempfile.TemporaryDirectory() as tmp:

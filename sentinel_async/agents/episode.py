@@ -31,7 +31,7 @@ from sentinel_async.events import (
     UserMessage,
 )
 from sentinel_async.messages import ChatMessage, ToolCall
-from sentinel_async.tools.base import Domain, TaskSpec
+from sentinel_async.tools.base import Domain, Environment, TaskSpec
 from sentinel_async.tools.retail.reward import RewardBreakdown
 
 GREETING = "Hi! How can I help you today?"
@@ -208,27 +208,13 @@ class EpisodeRunner:
                 # --- the environment answers every call
                 turn += 1
                 for call in assistant.tool_calls:
-                    if call.name == INVALID_TOOL_CALL:
-                        content, error = f"Error: {policy_turn.parse_error}", True
-                    else:
-                        outcome = env.call(call)
-                        content, error = outcome.content, outcome.error
-                    errors += int(error)
-                    written = config.hash_after_writes and not error and _is_write(self.domain, call.name)
-                    messages.append(
-                        ChatMessage(role="tool", content=content, tool_call_id=call.id, name=call.name, error=error)
-                    )
-                    await sink.record(
-                        ToolResult(
-                            episode_id=episode_id,
-                            turn=turn,
-                            call_id=call.id,
-                            name=call.name,
-                            content=content,
-                            error=error,
-                            state_hash=env.state_hash() if written else None,
-                        )
-                    )
+                    tool_message, result = tool_step(
+                        self.domain, env, call, policy_turn.parse_error,
+                        episode_id=episode_id, turn=turn, hash_after_writes=config.hash_after_writes,
+                    )  # fmt: skip
+                    errors += int(result.error)
+                    messages.append(tool_message)
+                    await sink.record(result)
                 steps += 1
                 termination = self._limit_reached(steps, errors)
         final_hash = env.state_hash()
@@ -263,6 +249,49 @@ class EpisodeRunner:
         if errors >= self.config.max_errors:
             return Termination.TOO_MANY_ERRORS
         return None
+
+
+def assistant_step(episode_id: str, index: int, turn: PolicyTurn) -> tuple[ChatMessage, AssistantMessage]:
+    """A policy turn as the message the conversation continues with, and its event.
+
+    Unparsable output (`parse_error` and no calls) gets a synthetic `INVALID_TOOL_CALL` for `tool_step` to answer.
+    """
+    message = _assistant_message(turn, index)
+    return message, _assistant_event(episode_id, index, turn, message)
+
+
+def tool_step(
+    domain: Domain,
+    env: Environment,
+    call: ToolCall,
+    parse_error: str | None,
+    *,
+    episode_id: str,
+    turn: int,
+    hash_after_writes: bool = True,
+) -> tuple[ChatMessage, ToolResult]:
+    """Execute one tool call of an assistant turn: the tool message and its event.
+
+    A synthetic `INVALID_TOOL_CALL` is answered with `Error: <parse_error>`; a successful write records the
+    state hash after it when `hash_after_writes`.
+    """
+    if call.name == INVALID_TOOL_CALL:
+        content, error = f"Error: {parse_error}", True
+    else:
+        outcome = env.call(call)
+        content, error = outcome.content, outcome.error
+    written = hash_after_writes and not error and _is_write(domain, call.name)
+    message = ChatMessage(role="tool", content=content, tool_call_id=call.id, name=call.name, error=error)
+    result = ToolResult(
+        episode_id=episode_id,
+        turn=turn,
+        call_id=call.id,
+        name=call.name,
+        content=content,
+        error=error,
+        state_hash=env.state_hash() if written else None,
+    )
+    return message, result
 
 
 def _is_write(domain: Domain, name: str) -> bool:

@@ -84,13 +84,15 @@ async def test_token_policy_records_prompt_ids_sampled_ids_and_logprobs(tokenize
             done = conversation[-1].content.startswith("You have borrowed")
             return ChatMessage(role="user", content="thanks ###STOP###" if done else "borrow b1 for ada@example.com")
 
-    async with FakeVLLM(completion=complete, detokenize=tokenizer.decode) as server:
-        async with VLLMCompletionsGenerator(make_config(server.base_url, server.model)) as generator:
-            policy = TokenPolicy(tokenizer, generator, sampling=SamplingParams(max_tokens=64, seed=1), policy_version=3)
-            outcome = await runner().run(
-                task=TASK, policy=policy, user=User(), episode_id="tok", seed=0, policy_version=3,
-                recorder=StreamRecorder(store, "tok"),
-            )  # fmt: skip
+    async with (
+        FakeVLLM(completion=complete, detokenize=tokenizer.decode) as server,
+        VLLMCompletionsGenerator(make_config(server.base_url, server.model)) as generator,
+    ):
+        policy = TokenPolicy(tokenizer, generator, sampling=SamplingParams(max_tokens=64, seed=1), policy_version=3)
+        outcome = await runner().run(
+            task=TASK, policy=policy, user=User(), episode_id="tok", seed=0, policy_version=3,
+            recorder=StreamRecorder(store, "tok"),
+        )  # fmt: skip
     assert outcome.reward is not None
     assert outcome.reward.reward == 1.0
     turns = [e.payload for e in store.read() if isinstance(e.payload, AssistantMessage) and e.payload.tokens]
