@@ -76,13 +76,16 @@ def main() -> None:
     memory_rate, sqlite_rate = len(jobs_mem) / memory_time, len(jobs_log) / sqlite_time
 
     print(f"sentinel-async runtime benchmark ({len(tasks)} retail tasks, scripted expert + scripted user)")
-    print(f"rewards: ours == tau2's on {agree}/{len(outcomes)} trajectories; mean reward ours {sum(ours) / len(ours):.3f}")
+    print(
+        f"rewards: ours == tau2's on {agree}/{len(outcomes)} trajectories; mean reward ours {sum(ours) / len(ours):.3f}"
+    )
     print(
         f"evaluator ms/trajectory: ours {ours_time / len(ours) * 1e3:.2f}, tau2 {tau2_time / len(theirs) * 1e3:.1f} "
         f"-> {tau2_time / ours_time:.0f}x faster (goal >= 10x)"
     )
     print(
-        f"episodes/s (concurrency 16, {len(jobs_log)} episodes): in-memory {memory_rate:.1f}, SQLite log {sqlite_rate:.1f} "
+        f"episodes/s (concurrency 16, {len(jobs_log)} episodes): in-memory {memory_rate:.1f}, "
+        f"SQLite log {sqlite_rate:.1f} "
         f"({events} events) -> the log costs {(1 - sqlite_rate / memory_rate) * 100:.1f}% (goal <= 20%)"
     )
 

@@ -227,7 +227,8 @@ def cross_process_latency(path: Path, events: int) -> list[float]:
                     [StreamAppend(stream_id="tail", events=[NewEvent(payload=event_mix(rng, "tail", t))])]
                 )
                 time.sleep(0.003)
-            out, _ = reader.communicate(timeout=60)
+            out = reader.stdout.read()  # not communicate(): it would skip lines already buffered
+            reader.wait(timeout=60)
     received = {int(p): float(t) for p, t in (line.split() for line in out.splitlines())}
     return [received[p] - committed[p] for p in range(2, events + 2)]
 

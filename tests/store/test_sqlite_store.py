@@ -80,8 +80,9 @@ def test_another_process_tails_the_log_read_only(tmp_path: Path) -> None:
             for turn in range(2, 5):
                 anyio.run(store.append, "ep", [msg(turn)])
                 time.sleep(0.02)
-            out, _ = reader.communicate(timeout=30)
-    assert out.split("\n")[:-1] == [f"{p} {p - 1}" for p in range(1, 6)]
+            lines = [reader.stdout.readline().strip() for _ in range(5)]  # (communicate() would skip buffered lines)
+            assert reader.wait(timeout=30) == 0
+    assert lines == [f"{p} {p - 1}" for p in range(1, 6)]
     with SQLiteEventStore(path, read_only=True) as reader_store, pytest.raises(StoreOpenError, match="read-only"):
         anyio.run(reader_store.append, "ep", [msg(9)])
 
