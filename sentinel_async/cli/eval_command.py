@@ -81,6 +81,32 @@ def config_from_args(args: argparse.Namespace, run_id: str) -> EvalConfig:
     return config
 
 
+class _RetailScripts:
+    """User scripts derived once per task and shared by the expert and the scripted user."""
+
+    def __init__(self, domain: Any) -> None:
+        self.domain = domain
+        self._cache: dict[str, Any] = {}
+
+    def get(self, task: TaskSpec) -> Any:
+        from sentinel_async.agents.scripted import derive_user_script
+
+        if task.id not in self._cache:
+            self._cache[task.id] = derive_user_script(task, self.domain)
+        return self._cache[task.id]
+
+
+def _retail_scripts(domain: Domain) -> _RetailScripts:
+    from sentinel_async.tools.retail import RetailDomain
+
+    if not isinstance(domain, RetailDomain):
+        raise SentinelError(
+            f"the scripted expert and scripted user play retail tasks; for {domain.name!r} use "
+            "--policy endpoint --user llm"
+        )
+    return _RetailScripts(domain)
+
+
 async def build_factories(
     config: EvalConfig, domain: Domain, stack: AsyncExitStack
 ) -> tuple[PolicyFactory, UserFactory]:
@@ -92,11 +118,13 @@ async def build_factories(
         session = await stack.enter_async_context(aiohttp.ClientSession())
 
     make_policy: PolicyFactory
+    if config.policy == "expert" or config.user == "scripted":
+        scripts = _retail_scripts(domain)
     if config.policy == "expert":
         from sentinel_async.agents.scripted import ScriptedExpert
 
         def make_policy(task: TaskSpec, seed: int) -> Any:
-            return ScriptedExpert(task, domain)
+            return ScriptedExpert(task, scripts.domain, script=scripts.get(task))
     else:
         from sentinel_async.agents.clients import ChatPolicy, ClientConfig
 
@@ -113,7 +141,7 @@ async def build_factories(
         from sentinel_async.agents.scripted import ScriptedUser
 
         def make_user(task: TaskSpec, seed: int) -> Any:
-            return ScriptedUser(task, domain, seed=seed)
+            return ScriptedUser(scripts.get(task), seed=seed)
     else:
         from sentinel_async.agents.clients import ChatUser, ClientConfig
         from sentinel_async.tools.instructions import user_instructions
@@ -138,13 +166,14 @@ async def run_eval(config: EvalConfig, run_dir: Path, *, progress: bool = True) 
             make_policy, make_user = await build_factories(config, domain, stack)
             total = len(domain.tasks(config.split)) if not config.task_ids else len(config.task_ids)
             bar = tqdm(total=total * config.trials, desc="episodes", unit="ep", disable=not progress, file=sys.stderr)
-            successes = 0
+            successes = finished = 0
 
             def on_done(outcome: EpisodeOutcome) -> None:
-                nonlocal successes
+                nonlocal successes, finished
                 successes += int(outcome.reward is not None and outcome.reward.success)
+                finished += 1
                 bar.update(1)
-                bar.set_postfix(pass_rate=f"{successes / bar.n:.3f}")
+                bar.set_postfix(pass_rate=f"{successes / finished:.3f}")
 
             try:
                 return await evaluate(

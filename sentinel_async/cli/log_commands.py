@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 
 from sentinel_async.bus import subscribe
+from sentinel_async.errors import SentinelError
 from sentinel_async.events import encode_record
 from sentinel_async.render import format_timestamp, render
 from sentinel_async.store import EventFilter, SQLiteEventStore
@@ -40,6 +41,13 @@ def register(commands: Any) -> None:
     _add_filters(export)
     export.add_argument("-o", "--output", default="-", help="output file (default: standard output)")
     export.set_defaults(handler=cmd_export)
+
+    tau2 = actions.add_parser("tau2", help="write episodes as tau2 SimulationRun JSON files (one per episode)")
+    _add_path(tau2)
+    tau2.add_argument("--episode", action="append", default=[], help="episode id (repeatable; default: all)")
+    tau2.add_argument("--domain", default="retail", help="the episodes' domain (default: retail)")
+    tau2.add_argument("-o", "--output", required=True, help="output folder")
+    tau2.set_defaults(handler=cmd_tau2)
 
 
 def _add_path(parser: argparse.ArgumentParser) -> None:
@@ -141,4 +149,25 @@ def cmd_export(args: argparse.Namespace) -> int:
                 out.close()
     if args.output != "-":
         print(f"exported {count} events to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_tau2(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sentinel_async.agents.export import episode_ids, episode_simulation_run_json
+    from sentinel_async.tools.registry import get_domain
+
+    domain = get_domain(args.domain)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    with open_log(args.path) as store:
+        wanted = args.episode or episode_ids(store)
+        for episode_id in wanted:
+            try:
+                text = episode_simulation_run_json(store, episode_id, domain)
+            except (KeyError, ValueError) as exc:
+                raise SentinelError(f"cannot export episode {episode_id!r}: {exc}") from None
+            (out / f"{episode_id}.json").write_text(text)
+    print(f"wrote {len(wanted)} tau2 SimulationRun files to {out}", file=sys.stderr)
     return 0
