@@ -21,7 +21,7 @@ import anyio
 
 from sentinel_async.agents.episode import EpisodeConfig, EpisodeOutcome, EpisodeRunner, evaluation_view
 from sentinel_async.agents.rollout import EpisodeJob, plan_trials, run_episodes
-from sentinel_async.agents.scripted import ScriptedExpert, ScriptedUser
+from sentinel_async.agents.scripted import ScriptedExpert, ScriptedUser, derive_user_script
 from sentinel_async.store import EventStore, MemoryEventStore, SQLiteEventStore
 from sentinel_async.tools.base import TaskSpec
 from sentinel_async.tools.retail import RetailDomain
@@ -37,7 +37,7 @@ async def rollouts(store: EventStore | None, jobs: list[EpisodeJob]) -> tuple[li
         runner,
         jobs,
         make_policy=lambda task, seed: ScriptedExpert(task, DOMAIN),
-        make_user=lambda task, seed: ScriptedUser(task, DOMAIN, seed=seed),
+        make_user=lambda task, seed: ScriptedUser(derive_user_script(task, DOMAIN), seed=seed),
         store=store,
         concurrency=16,
     )

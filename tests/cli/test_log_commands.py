@@ -11,7 +11,7 @@ import pytest
 from sentinel_async.cli import main
 from sentinel_async.events import decode_record
 
-FIXTURE = Path(__file__).parent / "fixtures" / "log-v1.sqlite"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "log-v1.sqlite"
 
 
 @pytest.fixture
