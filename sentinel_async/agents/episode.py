@@ -30,9 +30,12 @@ from sentinel_async.events import (
     ToolResult,
     UserMessage,
 )
+from sentinel_async.logs import get_logger
 from sentinel_async.messages import ChatMessage, ToolCall
 from sentinel_async.tools.base import Domain, Environment, TaskSpec
 from sentinel_async.tools.retail.reward import RewardBreakdown
+
+_log = get_logger("episode")
 
 GREETING = "Hi! How can I help you today?"
 AGENT_STOP_TOKEN = "###STOP###"
@@ -175,6 +178,7 @@ class EpisodeRunner:
             try:
                 user_message = await user.respond(messages)
             except SentinelError as exc:
+                _log.warning("user simulator failed", episode_id=episode_id, error=str(exc))
                 await sink.record(FaultRecorded(component="user", message=str(exc), episode_id=episode_id))
                 termination = Termination.USER_ERROR
                 break
@@ -192,6 +196,7 @@ class EpisodeRunner:
                 try:
                     policy_turn = await policy.act(messages, tools)
                 except SentinelError as exc:
+                    _log.warning("policy failed", episode_id=episode_id, error=str(exc))
                     await sink.record(FaultRecorded(component="policy", message=str(exc), episode_id=episode_id))
                     termination = Termination.AGENT_ERROR
                     break

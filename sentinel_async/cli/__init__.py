@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SentinelError as exc:
         print(f"sentinel: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a folder that cannot be created, a file that cannot be written
+        print(f"sentinel: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sentinel: interrupted", file=sys.stderr)
         return 130
