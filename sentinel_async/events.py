@@ -205,6 +205,41 @@ class TaskRejected(EventBase, frozen=True, kw_only=True):
     pattern_id: str | None = None
 
 
+# --- task pool ------------------------------------------------------------------------------------------------
+
+
+class TaskAdmitted(EventBase, frozen=True, kw_only=True):
+    """A task joined the training pool."""
+
+    task_id: str
+    source: TaskSource
+    reason: str = ""
+
+
+class TaskRetired(EventBase, frozen=True, kw_only=True):
+    """A task left the training pool (solved, or too hard for too long)."""
+
+    task_id: str
+    reason: str
+    pass_rate: float
+
+
+class SampledTask(msgspec.Struct, frozen=True, kw_only=True):
+    """One task chosen for a rollout round, with why."""
+
+    task_id: str
+    source: TaskSource
+    pass_rate: float | None
+    reason: str
+
+
+class TasksSampled(EventBase, frozen=True, kw_only=True):
+    """The pool's choice of tasks for one rollout round."""
+
+    round: int
+    tasks: list[SampledTask]
+
+
 # --- Solver -----------------------------------------------------------------------------------------------------
 
 
@@ -251,6 +286,9 @@ Event = (
     | FailurePatternsUpdated
     | TaskProposed
     | TaskRejected
+    | TaskAdmitted
+    | TaskRetired
+    | TasksSampled
     | BatchFormed
     | PolicyUpdated
     | EvaluationFinished
