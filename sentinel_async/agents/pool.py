@@ -96,12 +96,12 @@ class TaskPool:
                 self.tasks[payload.task_id].active = False
                 self.tasks[payload.task_id].retired_reason = payload.reason
         elif isinstance(payload, EpisodeFinished):
-            task = self.tasks.get(payload.task_id)
-            if task is not None and task.active:
-                task.recent.append(is_success(payload.reward))
-                while len(task.recent) > max(self.config.window, self.config.give_up_after):
-                    task.recent.popleft()
-                task.episodes += 1
+            known = self.tasks.get(payload.task_id)
+            if known is not None and known.active:
+                known.recent.append(is_success(payload.reward))
+                while len(known.recent) > max(self.config.window, self.config.give_up_after):
+                    known.recent.popleft()
+                known.episodes += 1
         elif isinstance(payload, TasksSampled):
             self.rounds = max(self.rounds, payload.round + 1)
 

@@ -90,7 +90,7 @@ async def test_sampling_is_reproducible_from_the_seed_and_rounds_count_from_the_
 
 
 async def test_more_proposed_tasks_fill_in_when_originals_run_out() -> None:
-    events: list[Event] = [registered("1")] + [registered(f"gen-{i}", "proposed", None) for i in range(5)]
+    events: list[Event] = [registered("1"), *(registered(f"gen-{i}", "proposed", None) for i in range(5))]
     pool, _ = await pool_from(events, PoolConfig(proposed_ratio=0.0))
     draw = pool.sample(4, random.Random(0))
     assert sorted(t.source for t in draw.tasks) == ["benchmark", "proposed", "proposed", "proposed"]
