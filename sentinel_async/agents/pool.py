@@ -56,11 +56,13 @@ class PoolTask(msgspec.Struct, kw_only=True):
     recent: deque[bool] = msgspec.field(default_factory=deque)
     episodes: int = 0
 
-    def pass_rate(self) -> float | None:
-        return sum(self.recent) / len(self.recent) if self.recent else None
+    def pass_rate(self, window: int = 8) -> float | None:
+        """The success rate of the last `window` episodes (None before the first)."""
+        recent = list(self.recent)[-window:]
+        return sum(recent) / len(recent) if recent else None
 
-    def standing(self) -> str:
-        rate = self.pass_rate()
+    def standing(self, window: int = 8) -> str:
+        rate = self.pass_rate(window)
         if rate is None:
             return "unseen"
         if rate == 0.0:
@@ -142,7 +144,12 @@ class TaskPool:
             left = [t for t in proposed if t not in chosen]
             chosen += self._weighted(left, min(len(left), size - len(chosen)), rng)
         sampled = [
-            SampledTask(task_id=t.task_id, source=t.source, pass_rate=t.pass_rate(), reason=t.standing())
+            SampledTask(
+                task_id=t.task_id,
+                source=t.source,
+                pass_rate=t.pass_rate(self.config.window),
+                reason=t.standing(self.config.window),
+            )
             for t in chosen
         ]
         return TasksSampled(round=self.rounds, tasks=sampled)
@@ -152,7 +159,7 @@ class TaskPool:
         remaining = sorted(tasks, key=lambda t: t.task_id)  # order-independent of dict insertion
         chosen: list[PoolTask] = []
         for _ in range(count):
-            weights = [self.config.weights.get(t.standing(), 1.0) for t in remaining]
+            weights = [self.config.weights.get(t.standing(self.config.window), 1.0) for t in remaining]
             pick = rng.choices(range(len(remaining)), weights=weights)[0]
             chosen.append(remaining.pop(pick))
         return chosen
@@ -165,5 +172,6 @@ class TaskPool:
         for task in self.tasks.values():
             if task.active:
                 by_standing = counts.setdefault(task.source, {})
-                by_standing[task.standing()] = by_standing.get(task.standing(), 0) + 1
+                standing = task.standing(self.config.window)
+                by_standing[standing] = by_standing.get(standing, 0) + 1
         return counts
