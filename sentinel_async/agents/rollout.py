@@ -57,8 +57,13 @@ async def run_episodes(
     policy_name: str = "",
     user_name: str = "",
     on_done: Callable[[EpisodeOutcome], None] | None = None,
+    buffered: bool = False,
 ) -> list[EpisodeOutcome]:
-    """Run every job, at most `concurrency` at a time; outcomes come back in job order."""
+    """Run every job, at most `concurrency` at a time; outcomes come back in job order.
+
+    With `buffered=True` each episode is written in one atomic append when it finishes, so the log only
+    holds whole episodes and an interrupted one can be run again under the same id.
+    """
     outcomes: list[EpisodeOutcome | None] = [None] * len(jobs)
     limiter = anyio.CapacityLimiter(max(1, concurrency))
 
@@ -71,7 +76,7 @@ async def run_episodes(
                 episode_id=job.episode_id,
                 seed=job.seed,
                 policy_version=policy_version,
-                recorder=StreamRecorder(store, job.episode_id) if store is not None else None,
+                recorder=StreamRecorder(store, job.episode_id, buffered=buffered) if store is not None else None,
                 policy_name=policy_name,
                 user_name=user_name,
                 group_id=job.group_id,

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from sentinel_async import __version__
-from sentinel_async.cli import eval_command, log_commands
+from sentinel_async.cli import eval_command, log_commands, replay_batch
 from sentinel_async.errors import SentinelError
 
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     eval_command.register(commands)
     log_commands.register(commands)
+    replay_batch.register(commands)
     return parser
 
 

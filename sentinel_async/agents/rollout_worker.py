@@ -1,0 +1,152 @@
+"""The rollout worker of a training run: each round it asks the pool for tasks and plays a group per task.
+
+Every decision lands in the log first (admissions, retirements, the round's `TasksSampled`), then the
+episodes, each written whole (buffered). Episode ids are derived from the round, task and index, so after a
+crash the worker finds the last round it sampled, skips the episodes that finished and replays the rest.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import msgspec
+
+from sentinel_async.agents.episode import EpisodeConfig, EpisodeOutcome, EpisodeRunner
+from sentinel_async.agents.pool import PoolConfig, TaskPool
+from sentinel_async.agents.rollout import EpisodeJob, PolicyFactory, UserFactory, run_episodes
+from sentinel_async.events import EpisodeFinished, Event, TaskProposed, TaskRegistered, TasksSampled
+from sentinel_async.store import EventFilter, EventStore
+from sentinel_async.tools.base import Domain, TaskSpec
+from sentinel_async.tools.retail.evaluation import Evaluator
+
+
+class RolloutConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How many rounds, tasks per round and episodes per task (a GRPO group) the worker plays."""
+
+    rounds: int = 4
+    tasks_per_round: int = 4
+    group_size: int = 4
+    concurrency: int = 4
+    seed: int = 0
+    max_steps: int = 40
+    max_errors: int = 10
+    stream: str = "pool"
+
+
+class RolloutWorker:
+    """Plays rounds of grouped episodes on tasks the pool chooses; resumable from the log."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        domain: Domain,
+        *,
+        run_id: str,
+        make_policy: PolicyFactory,
+        make_user: UserFactory,
+        policy_version: Callable[[], int],
+        config: RolloutConfig | None = None,
+        pool_config: PoolConfig | None = None,
+        on_done: Callable[[EpisodeOutcome], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.domain = domain
+        self.run_id = run_id
+        self.make_policy = make_policy
+        self.make_user = make_user
+        self.policy_version = policy_version
+        self.config = config or RolloutConfig()
+        self.pool_config = pool_config or PoolConfig()
+        self.on_done = on_done
+        self.runner = EpisodeRunner(
+            domain=domain,
+            config=EpisodeConfig(max_steps=self.config.max_steps, max_errors=self.config.max_errors),
+            evaluate=Evaluator(domain).evaluate,
+        )
+
+    def pool(self) -> TaskPool:
+        """The pool as the log has it now."""
+        pool = TaskPool(self.pool_config)
+        wanted = EventFilter.of(types=["task_registered", "task_admitted", "task_retired", "episode_finished",
+                                       "tasks_sampled"])  # fmt: skip
+        for record in self.store.read(filter=wanted):
+            pool.apply(record)
+        return pool
+
+    def task_specs(self) -> dict[str, TaskSpec]:
+        """Every task the log knows (benchmark and proposed), by id."""
+        specs: dict[str, TaskSpec] = {}
+        for record in self.store.read(filter=EventFilter.of(types=[TaskRegistered, TaskProposed])):
+            payload = record.payload
+            if isinstance(payload, TaskRegistered | TaskProposed) and payload.spec:
+                specs[payload.task_id] = msgspec.convert(payload.spec, TaskSpec)
+        return specs
+
+    async def next_round(self) -> TasksSampled:
+        """Commit the pool's admissions and retirements, then the next round's sample (or the unfinished one)."""
+        pool = self.pool()
+        decisions: list[Event] = [*pool.admissions(), *pool.retirements()]
+        if decisions:
+            await self.store.append(self.config.stream, decisions)
+            pool = self.pool()
+        last = self.last_round()
+        if last is not None and not self.finished(last):
+            return last
+        rng = random.Random(f"{self.config.seed}:{pool.rounds}")
+        sampled = pool.sample(self.config.tasks_per_round, rng)
+        await self.store.append(self.config.stream, [sampled])
+        return sampled
+
+    def last_round(self) -> TasksSampled | None:
+        rounds = [r.payload for r in self.store.read(filter=EventFilter.of(types=[TasksSampled]))]
+        return rounds[-1] if rounds and isinstance(rounds[-1], TasksSampled) else None
+
+    def jobs(self, sampled: TasksSampled) -> list[EpisodeJob]:
+        specs = self.task_specs()
+        jobs: list[EpisodeJob] = []
+        for index, chosen in enumerate(sampled.tasks):
+            group = f"{self.run_id}-r{sampled.round}-{chosen.task_id}"
+            for trial in range(self.config.group_size):
+                jobs.append(
+                    EpisodeJob(
+                        task=specs[chosen.task_id],
+                        trial=trial,
+                        seed=self.config.seed * 1_000_003 + sampled.round * 10_007 + index * 101 + trial,
+                        episode_id=f"{group}-{trial}",
+                        group_id=group,
+                    )
+                )
+        return jobs
+
+    def finished(self, sampled: TasksSampled) -> bool:
+        return all(self.store.stream_version(f"episode-{job.episode_id}") > 0 for job in self.jobs(sampled))
+
+    async def play_round(self) -> TasksSampled:
+        """Play one round (or finish an interrupted one)."""
+        sampled = await self.next_round()
+        pending = [j for j in self.jobs(sampled) if self.store.stream_version(f"episode-{j.episode_id}") == 0]
+        await run_episodes(
+            self.runner,
+            pending,
+            make_policy=self.make_policy,
+            make_user=self.make_user,
+            store=self.store,
+            concurrency=self.config.concurrency,
+            policy_version=self.policy_version(),
+            on_done=self.on_done,
+            buffered=True,
+        )
+        return sampled
+
+    async def run(self) -> None:
+        """Play rounds until the configured number of rounds is in the log."""
+        while True:
+            last = self.last_round()
+            done = 0 if last is None else last.round + int(self.finished(last))
+            if done >= self.config.rounds:
+                return
+            await self.play_round()
+
+    def finished_episodes(self) -> int:
+        return sum(1 for _ in self.store.read(filter=EventFilter.of(types=[EpisodeFinished])))

@@ -1,0 +1,54 @@
+"""`sentinel bootstrap`: build (or find) the cached bootstrap policy and print where it is and its metrics."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "bootstrap",
+        help="build the bootstrap policy (tokenizer, small model, SFT on scripted demonstrations), cached",
+        description="Build the supervised bootstrap policy once; later calls reuse the cached result.",
+    )
+    parser.add_argument("--size", choices=["tiny", "small"], default="tiny", help="model size (default: tiny)")
+    parser.add_argument("--minutes", type=float, default=None, help="training time budget (default: per size)")
+    parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: $SENTINEL_CACHE/bootstrap)")
+    parser.add_argument("--force", action="store_true", help="rebuild even when a cached result exists")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=cmd_bootstrap)
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from sentinel_async.bootstrap import bootstrap_config, load_or_build
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    config = bootstrap_config(args.size, minutes=args.minutes)
+    result = load_or_build(config, cache_dir=args.cache, force=args.force, progress=not args.no_progress)
+    print(format_manifest(result.manifest, result.path))
+    return 0
+
+
+def format_manifest(manifest: Any, path: Path) -> str:
+    """A short human summary of a bootstrap manifest."""
+    sft, demos = manifest.sft, manifest.demos
+    mix = ", ".join(f"{k}={v}" for k, v in demos.episodes_by_intent.items())
+    return "\n".join(
+        [
+            f"bootstrap: {path}",
+            f"  size {manifest.config.size}: {manifest.parameters:,} parameters, vocabulary {manifest.vocab_size}, "
+            f"prompt prefix {manifest.prompt_prefix_tokens} tokens",
+            f"  demonstrations: {demos.episodes} episodes, {demos.tokens:,} tokens "
+            f"({demos.assistant_tokens:,} trained on); by intent: {mix}",
+            f"  sft: {sft.steps} steps ({sft.epochs:.1f} epochs) in {sft.seconds:.0f} s, "
+            f"{sft.tokens_per_s:,.0f} tok/s, "
+            f"loss {sft.loss_first:.3f} -> {sft.loss_last:.3f} (stopped by {sft.stopped_by})",
+            f"  built {manifest.created} in {manifest.build_seconds:.0f} s",
+        ]
+    )
