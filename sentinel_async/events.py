@@ -24,6 +24,8 @@ import msgspec
 from sentinel_async.messages import TokenTrace, ToolCall
 
 TaskSource = Literal["benchmark", "proposed", "general"]
+Purpose = Literal["train", "eval"]
+"""Why an episode ran: training rollouts feed the Controller and the Solver; evaluation episodes do not."""
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -82,6 +84,7 @@ class EpisodeStarted(EventBase, frozen=True, kw_only=True):
     user: str = ""
     group_id: str | None = None
     max_steps: int | None = None
+    purpose: Purpose = "train"
 
 
 class UserMessage(EventBase, frozen=True, kw_only=True):
@@ -130,6 +133,7 @@ class EpisodeFinished(EventBase, frozen=True, kw_only=True):
     policy_version: int | None = None
     final_state_hash: str | None = None
     info: dict[str, Any] = msgspec.field(default_factory=dict)
+    purpose: Purpose = "train"
 
 
 class FaultRecorded(EventBase, frozen=True, kw_only=True):

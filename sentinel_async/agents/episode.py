@@ -27,6 +27,7 @@ from sentinel_async.events import (
     EpisodeStarted,
     Event,
     FaultRecorded,
+    Purpose,
     ToolResult,
     UserMessage,
 )
@@ -143,6 +144,7 @@ class EpisodeRunner:
         policy_name: str = "",
         user_name: str = "",
         group_id: str | None = None,
+        purpose: Purpose = "train",
     ) -> EpisodeOutcome:
         """Play the task to the end; returns the outcome (also recorded as `EpisodeFinished`)."""
         sink = recorder or _NullRecorder()
@@ -160,6 +162,7 @@ class EpisodeRunner:
                 user=user_name,
                 group_id=group_id,
                 max_steps=config.max_steps,
+                purpose=purpose,
             )
         )
         messages = [ChatMessage(role="system", content=self._system_prompt)]
@@ -235,6 +238,7 @@ class EpisodeRunner:
                 policy_version=policy_version,
                 final_state_hash=final_hash,
                 info={"steps": steps, "tool_errors": errors},
+                purpose=purpose,
             )
         )
         return EpisodeOutcome(

@@ -83,10 +83,16 @@ async def evaluate(
     make_user: UserFactory,
     policy_version: int = 0,
     on_done: Callable[[EpisodeOutcome], None] | None = None,
+    record_run: bool = True,
 ) -> EvalResult:
-    """Run `trials` episodes of every selected task, record them and the pass^k summary, return the result."""
+    """Run `trials` episodes of every selected task, record them and the pass^k summary, return the result.
+
+    Episodes are recorded with purpose "eval" (the Controller and the Solver ignore them). `record_run=False`
+    skips the RunStarted event, for evaluations inside a training run.
+    """
     tasks = select_tasks(domain, config)
-    await store.append("runs", [RunStarted(run_id=config.run_id, config=msgspec.to_builtins(config))])
+    if record_run:
+        await store.append("runs", [RunStarted(run_id=config.run_id, config=msgspec.to_builtins(config))])
     await register_tasks(store, domain, tasks, config.split)
     runner = EpisodeRunner(
         domain=domain,
@@ -105,6 +111,7 @@ async def evaluate(
         policy_name=config.policy,
         user_name=config.user,
         on_done=on_done,
+        purpose="eval",
     )
     rewards: dict[str, list[float]] = defaultdict(list)
     terminations: dict[str, int] = defaultdict(int)

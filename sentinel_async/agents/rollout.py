@@ -10,6 +10,7 @@ import msgspec
 from sentinel_async.agents.episode import EpisodeOutcome, EpisodeRunner
 from sentinel_async.agents.protocols import Policy, UserSimulator
 from sentinel_async.agents.recording import StreamRecorder
+from sentinel_async.events import Purpose
 from sentinel_async.store import EventStore
 from sentinel_async.tools.base import TaskSpec
 
@@ -58,6 +59,7 @@ async def run_episodes(
     user_name: str = "",
     on_done: Callable[[EpisodeOutcome], None] | None = None,
     buffered: bool = False,
+    purpose: Purpose = "train",
 ) -> list[EpisodeOutcome]:
     """Run every job, at most `concurrency` at a time; outcomes come back in job order.
 
@@ -80,6 +82,7 @@ async def run_episodes(
                 policy_name=policy_name,
                 user_name=user_name,
                 group_id=job.group_id,
+                purpose=purpose,
             )
         outcomes[index] = outcome
         if on_done is not None:
