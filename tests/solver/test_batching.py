@@ -87,3 +87,17 @@ def test_version_mismatch_is_detected() -> None:
     assert check_versions(load_trace(store, "f"), current_version=2, max_staleness=4) == "version_mismatch"
     assert check_versions(load_trace(store, "h"), current_version=2, max_staleness=4) is None
     assert check_versions(load_trace(store, "h"), current_version=3, max_staleness=1) == "stale"
+
+
+def test_evaluation_episodes_never_form_groups() -> None:
+    from sentinel_async.agents.solver.batching import GroupTracker
+    from sentinel_async.events import EpisodeFinished, EpisodeStarted
+
+    tracker = GroupTracker(2)
+    for i in range(2):
+        tracker.observe(
+            EpisodeStarted(episode_id=f"e{i}", task_id="t", domain="d", policy_version=0, seed=i, group_id="g",
+                           purpose="eval")
+        )  # fmt: skip
+        tracker.observe(EpisodeFinished(episode_id=f"e{i}", task_id="t", termination="user_stop", reward=float(i)))
+    assert tracker.complete_groups() == []

@@ -79,7 +79,10 @@ class GroupTracker:
         self._order: list[str] = []
 
     def observe(self, payload: Event) -> None:
+        """Fold one event; evaluation episodes are never training material."""
         match payload:
+            case EpisodeStarted(purpose="eval"):
+                pass
             case EpisodeStarted(episode_id=episode_id, group_id=group_id):
                 group = group_id or episode_id
                 if group not in self.started:
