@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from sentinel_async import __version__
-from sentinel_async.cli import eval_command, log_commands, replay_batch
+from sentinel_async.cli import eval_command, log_commands, replay_batch, run_command
 from sentinel_async.errors import SentinelError
 
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_command.register(commands)
     log_commands.register(commands)
     replay_batch.register(commands)
+    run_command.register(commands)
     return parser
 
 

@@ -53,6 +53,8 @@ class Solver:
         self.step = 0
         self.dropped: Counter[str] = Counter()
         self.results: list[StepResult] = []
+        self.position = 0
+        """The last log position this solver has fully handled (trained on, or found no batch at)."""
 
     def catch_up(self) -> int:
         """Rebuild state from the log up to the cursor; check the trainer is at the last published version."""
@@ -83,8 +85,10 @@ class Solver:
             async for record in events:
                 self.tracker.observe(record.payload)
                 if not isinstance(record.payload, EpisodeFinished):
+                    self.position = record.position
                     continue
                 result = await self.maybe_train(record.position)
+                self.position = record.position
                 if result is not None:
                     taken += 1
                     if max_steps is not None and taken >= max_steps:

@@ -1,0 +1,216 @@
+"""`sentinel run`: the whole SENTINEL loop in one process, every decision an event in the run's log.
+
+Under one anyio task group: the rollout worker plays rounds of grouped episodes on tasks the pool picks; the
+Controller diagnoses each failed episode as it lands and reports recurring patterns; the Proposer turns the
+patterns into verified tasks that join the pool; the Solver forms batches of complete groups, trains off the
+event loop's thread and pushes the new weights into the rollout policy; an evaluator scores each new policy
+version on the held-out split. Each consumer commits its cursor with its outputs, so `--resume` after a kill
+continues with no lost or repeated work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+
+from sentinel_async.agents.controller.service import Controller, ControllerConfig
+from sentinel_async.agents.episode import EpisodeOutcome
+from sentinel_async.agents.evaluation import EvalConfig, evaluate, register_tasks
+from sentinel_async.agents.rollout_worker import RolloutWorker
+from sentinel_async.agents.scripted import ScriptedUser, derive_user_script
+from sentinel_async.agents.solver.service import Solver, SolverConfig
+from sentinel_async.agents.solver.trainer import GRPOTrainer
+from sentinel_async.agents.solver.weights import InProcessSync
+from sentinel_async.bus import subscribe
+from sentinel_async.errors import SentinelError
+from sentinel_async.events import EvaluationFinished, PolicyUpdated, RunStarted
+from sentinel_async.logs import get_logger
+from sentinel_async.policies import LoadedPolicy, load_policy
+from sentinel_async.run_config import RunConfig
+from sentinel_async.store import EventFilter, EventStore, SQLiteEventStore
+from sentinel_async.tools.base import Domain, TaskSpec
+from sentinel_async.tools.registry import get_domain
+
+_log = get_logger("loop")
+
+
+class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What a run did, read back from its log."""
+
+    episodes: int
+    policy_version: int
+    evaluations: dict[int, float]
+
+
+def last_policy_update(store: EventStore) -> PolicyUpdated | None:
+    updates = [r.payload for r in store.read(filter=EventFilter.of(types=[PolicyUpdated]))]
+    last = updates[-1] if updates else None
+    return last if isinstance(last, PolicyUpdated) else None
+
+
+def evaluations(store: EventStore) -> dict[int, float]:
+    """pass^1 of every evaluated policy version."""
+    found: dict[int, float] = {}
+    for record in store.read(filter=EventFilter.of(types=[EvaluationFinished])):
+        if isinstance(record.payload, EvaluationFinished):
+            found[record.payload.policy_version] = record.payload.pass_hat_k.get(1, 0.0)
+    return found
+
+
+class TrainingRun:
+    """One run folder: its log, policy, trainer and agents."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, store: EventStore, loaded: LoadedPolicy) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.store = store
+        self.loaded = loaded
+        self.domain: Domain = get_domain(config.domain)
+        self._scripts: dict[str, Any] = {}
+        self.trainer = GRPOTrainer(
+            loaded.train_model,
+            config.trainer,
+            run_dir / "checkpoints",
+            version=loaded.version,
+            save_initial=loaded.version == 0,
+        )
+        self.solver = Solver(
+            store, self.trainer, config=SolverConfig(batching=config.batching), sync=InProcessSync(loaded.policy)
+        )
+
+    def make_user(self, task: TaskSpec, seed: int) -> Any:
+        if task.id not in self._scripts:
+            self._scripts[task.id] = derive_user_script(task, self.domain)  # type: ignore[arg-type]
+        return ScriptedUser(self._scripts[task.id], seed=seed)
+
+    def worker(self, on_done: Callable[[EpisodeOutcome], None]) -> RolloutWorker:
+        return RolloutWorker(
+            self.store,
+            self.domain,
+            run_id=self.config.run_id,
+            make_policy=lambda task, seed: self.loaded.policy,
+            make_user=self.make_user,
+            policy_version=lambda: self.loaded.policy.policy_version,
+            config=self.config.rollout,
+            pool_config=self.config.pool,
+            on_done=on_done,
+        )
+
+    async def evaluate_version(self, version: int) -> float:
+        """Evaluate the rollout policy (now at `version`) on the held-out split; record it once per version."""
+        done = evaluations(self.store)
+        if version in done:
+            return done[version]
+        settings = self.config.evaluation
+        tasks = self.domain.tasks(settings.split)
+        if settings.max_tasks is not None:
+            tasks = tasks[: settings.max_tasks]
+        eval_config = EvalConfig(
+            domain=self.config.domain,
+            split=settings.split,
+            trials=settings.trials,
+            concurrency=settings.concurrency,
+            seed=self.config.seed,
+            max_steps=self.config.rollout.max_steps,
+            task_ids=[t.id for t in tasks],
+            run_id=f"{self.config.run_id}-eval-v{version}",
+        )
+        result = await evaluate(
+            eval_config,
+            self.domain,
+            self.store,
+            make_policy=lambda task, seed: self.loaded.policy,
+            make_user=self.make_user,
+            policy_version=version,
+            record_run=False,
+        )
+        _log.info("evaluated", version=version, pass_1=result.report.pass_hat[1])
+        return result.report.pass_hat[1]
+
+    async def evaluate_updates(self) -> None:
+        """Evaluate each `every`-th new version once the rollout policy has it."""
+        every = max(1, self.config.evaluation.every)
+        wanted = EventFilter.of(types=[PolicyUpdated])
+        async with subscribe(self.store, filter=wanted, idle_timeout=0.5) as updates:
+            async for record in updates:
+                assert isinstance(record.payload, PolicyUpdated)
+                version = record.payload.version
+                if version % every:
+                    continue
+                while self.loaded.policy.policy_version < version:  # noqa: ASYNC110 - the sync follows the commit
+                    await anyio.sleep(0.05)
+                await self.evaluate_version(version)
+
+    async def run(self, on_done: Callable[[EpisodeOutcome], None]) -> None:
+        """Play every round with the agents running alongside, then evaluate the final policy."""
+        from sentinel_async.agents.proposer.service import ProposalEngine, Proposer, ProposerConfig
+        from sentinel_async.tools.retail import RetailDomain
+
+        stop = anyio.Event()
+        controller = Controller(self.domain, config=ControllerConfig(pattern_every=self.config.pattern_every))
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: controller.run(self.store, stop=stop))
+            if self.config.proposer.mode != "off":
+                proposer_config = ProposerConfig(
+                    mode=self.config.proposer.mode,
+                    candidates_per_pattern=self.config.proposer.candidates_per_pattern,
+                    seed=self.config.seed,
+                )
+                if not isinstance(self.domain, RetailDomain):
+                    raise SentinelError("the Proposer generates retail tasks; use --set proposer.mode=off")
+                engine = ProposalEngine(self.domain, proposer_config)
+                proposer = Proposer(self.store, engine=engine, config=proposer_config)
+                group.start_soon(proposer.run)
+            group.start_soon(self.solver.run)
+            await self.evaluate_version(self.loaded.policy.policy_version)
+            group.start_soon(self.evaluate_updates)
+            await self.worker(on_done).run()
+            await self.settle()
+            stop.set()
+            group.cancel_scope.cancel()
+        await self.evaluate_version(self.loaded.policy.policy_version)
+
+    async def settle(self, timeout: float = 600.0) -> None:
+        """Wait until the Solver has seen every finished training episode (its last step may still land)."""
+        with anyio.move_on_after(timeout):
+            while self.solver.position < self._last_training_finish():  # noqa: ASYNC110 - polling the solver
+                await anyio.sleep(0.1)
+
+    def _last_training_finish(self) -> int:
+        last = 0
+        for record in self.store.read(filter=EventFilter.of(types=["episode_finished"])):
+            if getattr(record.payload, "purpose", "train") == "train":
+                last = record.position
+        return last
+
+
+async def run_training(
+    config: RunConfig, run_dir: Path, *, resume: bool = False, on_done: Callable[[EpisodeOutcome], None] | None = None
+) -> RunSummary:
+    """Run (or, with `resume`, continue) a training run in `run_dir` (created if needed)."""
+    path = run_dir / "events.sqlite"
+    with SQLiteEventStore(path) as store:
+        started = [r.payload for r in store.read(filter=EventFilter.of(types=[RunStarted]))]
+        if started and not resume:
+            raise SentinelError(
+                f"{run_dir} already holds a run; continue it with --resume, or choose another --run-dir"
+            )
+        if started and isinstance(started[0], RunStarted) and resume:
+            config = msgspec.convert(started[0].config, RunConfig)  # a resumed run keeps its configuration
+        if not started:
+            await store.append("runs", [RunStarted(run_id=config.run_id, config=msgspec.to_builtins(config))])
+        domain = get_domain(config.domain)
+        await register_tasks(store, domain, domain.tasks("train"), "train")
+        last = last_policy_update(store)
+        loaded = load_policy(config.policy, seed=config.seed, checkpoint=last.checkpoint if last else None,
+                             version=last.version if last else 0)  # fmt: skip
+        run = TrainingRun(config, run_dir, store, loaded)
+        await run.run(on_done or (lambda outcome: None))
+        episodes = sum(1 for _ in store.read(filter=EventFilter.of(types=["episode_finished"])))
+        return RunSummary(
+            episodes=episodes, policy_version=loaded.policy.policy_version, evaluations=evaluations(store)
+        )

@@ -1,0 +1,52 @@
+"""Building the trained policy of a run: tokenizer, a rollout model and a training model, at a version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from sentinel_async.run_config import PolicyConfig
+
+
+class LoadedPolicy(msgspec.Struct, kw_only=True):
+    """The rollout policy (generation, in-process weights) and the separate model the trainer updates."""
+
+    tokenizer: Any
+    policy: Any
+    train_model: Any
+    version: int
+
+
+def _models(config: PolicyConfig, seed: int) -> tuple[Any, Any, Any]:
+    """(tokenizer, rollout model, training model) at version 0."""
+    if config.kind == "tiny-random":
+        from sentinel_async.testing.tiny_models import build_tiny_qwen3, build_tiny_tokenizer
+
+        tokenizer = build_tiny_tokenizer()
+
+        def make() -> Any:
+            return build_tiny_qwen3(len(tokenizer), seed=seed, eos_token_id=tokenizer.eos_token_id)
+
+        return tokenizer, make(), make()
+    from sentinel_async.bootstrap import load_bootstrap_models
+
+    return load_bootstrap_models(size=config.size, cache_dir=config.cache_dir)  # type: ignore[no-any-return]
+
+
+def load_policy(config: PolicyConfig, *, seed: int, checkpoint: str | None = None, version: int = 0) -> LoadedPolicy:
+    """The run's policy at `version`: from `checkpoint` (a full-model checkpoint folder) when resuming."""
+    from sentinel_async.agents.clients import SamplingParams, TokenPolicy, TransformersGenerator
+
+    tokenizer, rollout_model, train_model = _models(config, seed)
+    if checkpoint is not None:
+        from transformers import AutoModelForCausalLM
+
+        rollout_model = AutoModelForCausalLM.from_pretrained(checkpoint)
+        train_model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    generator = TransformersGenerator(rollout_model, num_threads=config.num_threads, seed=seed, weights_version=version)
+    sampling = SamplingParams(
+        max_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p, seed=seed
+    )
+    policy = TokenPolicy(tokenizer, generator, sampling=sampling, policy_version=version)
+    return LoadedPolicy(tokenizer=tokenizer, policy=policy, train_model=train_model, version=version)

@@ -1,0 +1,87 @@
+"""The configuration of a training run (`sentinel run`): one typed struct, loadable from TOML, JSON or flags."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from sentinel_async.agents.pool import PoolConfig
+from sentinel_async.agents.rollout_worker import RolloutConfig
+from sentinel_async.agents.solver.batching import BatchingConfig
+from sentinel_async.agents.solver.trainer import TrainerConfig
+from sentinel_async.errors import SentinelError
+
+
+class PolicyConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The policy being trained and how it generates.
+
+    `kind`: "bootstrap" is the supervised CPU policy built (and cached) on first use; "tiny-random" is a
+    randomly initialised tiny model (mechanics only: it earns no reward).
+    """
+
+    kind: Literal["bootstrap", "tiny-random"] = "bootstrap"
+    size: str = "small"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 96
+    num_threads: int | None = 1
+    cache_dir: str | None = None
+
+
+class ProposerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """`mode`: "targeted" (SENTINEL), "general" (untargeted synthetic tasks) or "off" (the train split only)."""
+
+    mode: Literal["targeted", "general", "off"] = "targeted"
+    candidates_per_pattern: int = 4
+
+
+class EvalSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Held-out evaluation during the run: every `every` policy versions (and before training)."""
+
+    split: Literal["train", "test", "base"] = "test"
+    every: int = 1
+    trials: int = 1
+    max_tasks: int | None = None
+    concurrency: int = 4
+
+
+class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a run needs; recorded whole in its `RunStarted` event."""
+
+    run_id: str = "run"
+    domain: str = "retail"
+    seed: int = 0
+    policy: PolicyConfig = PolicyConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    pool: PoolConfig = PoolConfig()
+    proposer: ProposerSettings = ProposerSettings()
+    batching: BatchingConfig = BatchingConfig()
+    trainer: TrainerConfig = TrainerConfig(lr=1e-4)
+    evaluation: EvalSettings = EvalSettings()
+    pattern_every: int = 8
+
+
+def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """A RunConfig from a TOML or JSON file (or the defaults), with dotted-key overrides applied on top."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise SentinelError(f"no configuration file at {file}")
+        try:
+            data = tomllib.loads(file.read_text()) if file.suffix == ".toml" else msgspec.json.decode(file.read_bytes())
+        except (tomllib.TOMLDecodeError, msgspec.DecodeError) as exc:
+            raise SentinelError(f"cannot read the configuration {file}: {exc}") from None
+    for key, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    try:
+        return msgspec.convert(data, RunConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SentinelError(f"invalid run configuration: {exc}") from None
