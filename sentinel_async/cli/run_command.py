@@ -23,8 +23,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--config", type=Path, help="a TOML or JSON RunConfig file")
     parser.add_argument("--run-dir", type=Path, help="the run folder (default: runs/run-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir where it stopped")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set rollout.rounds=6 --set proposer.mode=general")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set rollout.rounds=6 --set proposer.mode=general",
+    )
     parser.add_argument("--policy", choices=["bootstrap", "tiny-random"], help="shortcut for --set policy.kind=...")
     parser.add_argument("--rounds", type=int, help="shortcut for --set rollout.rounds=N")
     parser.add_argument("--no-progress", action="store_true")
