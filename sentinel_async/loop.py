@@ -210,6 +210,9 @@ async def run_training(
                              version=last.version if last else 0)  # fmt: skip
         run = TrainingRun(config, run_dir, store, loaded)
         await run.run(on_done or (lambda outcome: None))
+        from sentinel_async.report import write_report
+
+        write_report(store, run_dir / "report")
         episodes = sum(1 for _ in store.read(filter=EventFilter.of(types=["episode_finished"])))
         return RunSummary(
             episodes=episodes, policy_version=loaded.policy.policy_version, evaluations=evaluations(store)

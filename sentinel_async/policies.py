@@ -31,7 +31,7 @@ def _models(config: PolicyConfig, seed: int) -> tuple[Any, Any, Any]:
         return tokenizer, make(), make()
     from sentinel_async.bootstrap import load_bootstrap_models
 
-    return load_bootstrap_models(size=config.size, cache_dir=config.cache_dir)  # type: ignore[no-any-return]
+    return load_bootstrap_models(size=config.size, cache_dir=config.cache_dir)
 
 
 def load_policy(config: PolicyConfig, *, seed: int, checkpoint: str | None = None, version: int = 0) -> LoadedPolicy:

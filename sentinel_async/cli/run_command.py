@@ -35,6 +35,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=cmd_run)
 
+    report = commands.add_parser("report", help="write a run's report (markdown and PNG plots) from its log")
+    report.add_argument("run_dir", type=Path, help="the run folder")
+    report.set_defaults(handler=cmd_report)
+
 
 def _parse_value(text: str) -> Any:
     import json
@@ -83,8 +87,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"stopped; continue with: sentinel run --run-dir {run_dir} --resume", file=sys.stderr)
         return 130
     bar.close()
-    print(f"run folder: {run_dir}")
+    print(f"run folder: {run_dir}  (report: {run_dir / 'report' / 'report.md'})")
     print(f"episodes in the log: {summary.episodes}; final policy version: {summary.policy_version}")
     for version, pass_1 in sorted(summary.evaluations.items()):
         print(f"  v{version}: {config.evaluation.split} pass^1 = {pass_1:.3f}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sentinel_async.cli.log_commands import open_log
+    from sentinel_async.report import write_report
+
+    with open_log(str(args.run_dir)) as store:
+        path = write_report(store, args.run_dir / "report")
+    print(f"wrote {path}")
     return 0

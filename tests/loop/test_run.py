@@ -88,4 +88,7 @@ def test_a_run_folder_is_not_overwritten_without_resume(tmp_path: Path) -> None:
 
     run = tmp_path / "run"
     assert main(["run", "--run-dir", str(run), "--rounds", "1", *SMALL]) == 0
+    report = (run / "report" / "report.md").read_text()
+    assert "## Held-out pass^1" in report
+    assert (run / "report" / "pass1.png").stat().st_size > 1000
     assert main(["run", "--run-dir", str(run), "--rounds", "1", *SMALL]) == 2

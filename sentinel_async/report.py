@@ -1,0 +1,143 @@
+"""The run report: markdown plus PNG plots, built from a run's log alone.
+
+    sentinel report runs/run-...        # also written at the end of every `sentinel run`
+
+Plots: held-out pass^1 over policy versions, failure-pattern counts over time, the task pool's composition
+over rounds; and a few lineage examples: failed episode -> pattern -> proposed task -> later success.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import msgspec
+
+from sentinel_async.events import (
+    EpisodeFinished,
+    EvaluationFinished,
+    FailurePatternsUpdated,
+    PolicyUpdated,
+    RunStarted,
+    TaskProposed,
+    TasksSampled,
+)
+from sentinel_async.store import EventStore
+
+
+class ReportData(msgspec.Struct, kw_only=True):
+    """What the report shows, folded from the log."""
+
+    run_id: str = ""
+    evaluations: list[tuple[int, float, int]] = msgspec.field(default_factory=list)
+    """(policy version, pass^1, position)"""
+    patterns: list[tuple[int, dict[str, int]]] = msgspec.field(default_factory=list)
+    """(episodes seen, count per pattern category)"""
+    pool: list[tuple[int, dict[str, int]]] = msgspec.field(default_factory=list)
+    """(round, sampled tasks per source)"""
+    updates: list[tuple[int, dict[str, float]]] = msgspec.field(default_factory=list)
+    proposed: dict[str, TaskProposed] = msgspec.field(default_factory=dict)
+    results: dict[str, list[float]] = msgspec.field(default_factory=lambda: defaultdict(list))
+    training_episodes: int = 0
+
+
+def collect(store: EventStore) -> ReportData:
+    """Fold a run's log into the report's data."""
+    data = ReportData()
+    for record in store.read():
+        payload = record.payload
+        match payload:
+            case RunStarted(run_id=run_id):
+                data.run_id = data.run_id or run_id
+            case EvaluationFinished(policy_version=version, pass_hat_k=pass_k):
+                data.evaluations.append((version, pass_k.get(1, 0.0), record.position))
+            case FailurePatternsUpdated(patterns=patterns, episodes_seen=seen):
+                counts: Counter[str] = Counter()
+                for pattern in patterns:
+                    counts[pattern.category] += pattern.count
+                data.patterns.append((seen, dict(counts)))
+            case TasksSampled(round=round_, tasks=tasks):
+                data.pool.append((round_, dict(Counter(t.source for t in tasks))))
+            case PolicyUpdated(version=version, metrics=metrics):
+                data.updates.append((version, metrics))
+            case TaskProposed(task_id=task_id):
+                data.proposed[task_id] = payload
+            case EpisodeFinished(task_id=task_id, reward=reward, purpose="train"):
+                data.results[task_id].append(reward)
+                data.training_episodes += 1
+            case _:
+                pass
+    return data
+
+
+def _plot(path: Path, title: str, xlabel: str, ylabel: str, series: dict[str, tuple[list[float], list[float]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for label, (xs, ys) in series.items():
+        axes.plot(xs, ys, marker="o", label=label)
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    if len(series) > 1:
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def lineage_examples(data: ReportData, limit: int = 5) -> list[str]:
+    """Proposed tasks with their origin and how the policy later did on them, most solved first."""
+    lines = []
+    ranked = sorted(data.proposed.values(), key=lambda p: -sum(data.results.get(p.task_id, [])))
+    for proposal in ranked[:limit]:
+        rewards = data.results.get(proposal.task_id, [])
+        solved = sum(r >= 1.0 - 1e-6 for r in rewards)
+        origin = ", ".join(proposal.lineage.episode_ids[:3]) or "(general)"
+        lines.append(
+            f"- failed episodes {origin} -> pattern `{proposal.lineage.pattern_id}` -> task `{proposal.task_id}` "
+            f"-> later {solved}/{len(rewards)} successes"
+        )
+    return lines
+
+
+def write_report(store: EventStore, folder: Path) -> Path:
+    """Write report.md and its PNG plots into `folder`; returns the markdown's path."""
+    data = collect(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Run report: {data.run_id}", "", f"Training episodes: {data.training_episodes}; "
+             f"policy updates: {len(data.updates)}; proposed tasks: {len(data.proposed)}.", ""]  # fmt: skip
+    if data.evaluations:
+        versions = [float(v) for v, _, _ in data.evaluations]
+        _plot(folder / "pass1.png", "held-out pass^1 by policy version", "policy version", "pass^1",
+              {"pass^1": (versions, [p for _, p, _ in data.evaluations])})  # fmt: skip
+        lines += ["## Held-out pass^1", "", "![pass^1](pass1.png)", "", "| version | pass^1 |", "| --- | --- |"]
+        lines += [f"| {v} | {p:.3f} |" for v, p, _ in data.evaluations] + [""]
+    if data.patterns:
+        categories = sorted({c for _, counts in data.patterns for c in counts})
+        xs = [float(seen) for seen, _ in data.patterns]
+        series = {c: (xs, [float(counts.get(c, 0)) for _, counts in data.patterns]) for c in categories}
+        _plot(folder / "patterns.png", "failure patterns", "training episodes seen", "failures", series)
+        lines += ["## Failure patterns over time", "", "![patterns](patterns.png)", ""]
+    if data.pool:
+        sources = sorted({s for _, counts in data.pool for s in counts})
+        xs = [float(r) for r, _ in data.pool]
+        series = {s: (xs, [float(counts.get(s, 0)) for _, counts in data.pool]) for s in sources}
+        _plot(folder / "pool.png", "tasks sampled per round, by source", "round", "tasks", series)
+        lines += ["## Task pool composition", "", "![pool](pool.png)", ""]
+    if data.updates:
+        lines += ["## Training steps", "", "| version | loss | clip fraction | tokens |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"| {v} | {m.get('loss', 0.0):.4f} | {m.get('clip_fraction', 0.0):.3f} | {m.get('tokens', 0.0):.0f} |"
+            for v, m in data.updates
+        ] + [""]
+    examples = lineage_examples(data)
+    if examples:
+        lines += ["## Lineage examples", "", *examples, ""]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines))
+    return path
