@@ -10,6 +10,7 @@ continues with no lost or repeated work.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,10 +151,12 @@ class TrainingRun:
         from sentinel_async.agents.proposer.service import ProposalEngine, Proposer, ProposerConfig
         from sentinel_async.tools.retail import RetailDomain
 
-        stop = anyio.Event()
         controller = Controller(self.domain, config=ControllerConfig(pattern_every=self.config.pattern_every))
+        controller_stop = threading.Event()
         async with anyio.create_task_group() as group:
-            group.start_soon(lambda: controller.run(self.store, stop=stop))
+            # The Controller gets its own thread and event loop, so a failure is diagnosed within milliseconds
+            # even while rollouts keep this loop busy.
+            group.start_soon(anyio.to_thread.run_sync, _run_in_own_loop, controller, self.store, controller_stop)
             if self.config.proposer.mode != "off":
                 proposer_config = ProposerConfig(
                     mode=self.config.proposer.mode,
@@ -170,7 +173,7 @@ class TrainingRun:
             group.start_soon(self.evaluate_updates)
             await self.worker(on_done).run()
             await self.settle()
-            stop.set()
+            controller_stop.set()
             group.cancel_scope.cancel()
         await self.evaluate_version(self.loaded.policy.policy_version)
 
@@ -186,6 +189,20 @@ class TrainingRun:
             if getattr(record.payload, "purpose", "train") == "train":
                 last = record.position
         return last
+
+
+def _run_in_own_loop(controller: Controller, store: EventStore, stop: threading.Event) -> None:
+    """Run the Controller on a fresh event loop in this (worker) thread until `stop` is set."""
+
+    async def main() -> None:
+        local_stop = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: controller.run(store, stop=local_stop))
+            while not stop.is_set():  # noqa: ASYNC110 - a threading.Event set from the other loop
+                await anyio.sleep(0.05)
+            local_stop.set()
+
+    anyio.run(main)
 
 
 async def run_training(
