@@ -36,8 +36,11 @@ def _models(config: PolicyConfig, seed: int) -> tuple[Any, Any, Any]:
 
 def load_policy(config: PolicyConfig, *, seed: int, checkpoint: str | None = None, version: int = 0) -> LoadedPolicy:
     """The run's policy at `version`: from `checkpoint` (a full-model checkpoint folder) when resuming."""
+    from transformers.utils import logging as transformers_logging
+
     from sentinel_async.agents.clients import SamplingParams, TokenPolicy, TransformersGenerator
 
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a bar per checkpoint save
     tokenizer, rollout_model, train_model = _models(config, seed)
     if checkpoint is not None:
         from transformers import AutoModelForCausalLM
