@@ -28,7 +28,7 @@ import anyio
 import msgspec
 
 from sentinel_async.bus import subscribe
-from sentinel_async.clock import ManualClock, SeededIds
+from sentinel_async.clock import SeededIds
 from sentinel_async.events import (
     AssistantMessage,
     Event,
@@ -77,7 +77,7 @@ def percentile(values: list[float], q: float) -> float:
 async def store_appends(path: Path, producers: int, per_producer: int, batch: int) -> float:
     rng = random.Random(0)
     payloads = [[event_mix(rng, f"ep-{p}", t) for t in range(per_producer)] for p in range(producers)]
-    with SQLiteEventStore(path, clock=ManualClock(step=1e-6), ids=SeededIds(0)) as store:
+    with SQLiteEventStore(path) as store:  # production defaults: wall clock, random ids
         start = time.perf_counter()
 
         async def produce(p: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -48,10 +49,10 @@ class IdFactory(Protocol):
 
 
 class RandomIds:
-    """Random UUID4 hex ids."""
+    """Random 128-bit hex ids (as unique as UUID4, cheaper to make)."""
 
     def new_id(self) -> str:
-        return uuid.uuid4().hex
+        return os.urandom(16).hex()
 
 
 class SeededIds:
