@@ -23,10 +23,10 @@ class PolicyConfig(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     kind: Literal["bootstrap", "tiny-random"] = "bootstrap"
-    size: str = "small"
+    size: str = "tiny"
     temperature: float = 1.0
     top_p: float = 1.0
-    max_new_tokens: int = 96
+    max_new_tokens: int = 384
     num_threads: int | None = 1
     cache_dir: str | None = None
 

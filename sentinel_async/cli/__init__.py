@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from sentinel_async import __version__
-from sentinel_async.cli import eval_command, log_commands, replay_batch, run_command
+from sentinel_async.cli import bootstrap_command, eval_command, log_commands, replay_batch, run_command
 from sentinel_async.errors import SentinelError
 
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sentinel-async {__version__}")
     parser.add_argument("--log-json", action="store_true", help="write diagnostics as JSON lines")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bootstrap_command.register(commands)
     eval_command.register(commands)
     log_commands.register(commands)
     replay_batch.register(commands)

@@ -1,0 +1,211 @@
+"""Building the bootstrap policy once and caching it: tokenizer, model safetensors, config and a manifest.
+
+The cache root is the `cache_dir` argument, else `$SENTINEL_CACHE/bootstrap`, else
+`~/.cache/sentinel-async/bootstrap`; each configuration lives in `<root>/<fingerprint>/`, so a changed
+configuration builds anew. A build writes a temporary folder and renames it into place under a file lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+
+from sentinel_async.bootstrap.config import BootstrapConfig, fingerprint
+from sentinel_async.bootstrap.demos import DemoSet, TaskSource, dialogue_text, generate_demos, tokenize_demos
+from sentinel_async.bootstrap.sft import SFTMetrics, train_sft
+from sentinel_async.tools.base import TaskSpec
+
+MANIFEST = "manifest.json"
+
+
+class DemoStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The demonstration mix that was trained on."""
+
+    episodes: int
+    failed: int
+    cut: int
+    tokens: int
+    assistant_tokens: int
+    episodes_by_intent: dict[str, int]
+    tasks_by_intent: dict[str, int]
+    extra_tasks: int
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    """What was built, from which configuration, and how training went."""
+
+    fingerprint: str
+    config: BootstrapConfig
+    created: str
+    parameters: int
+    vocab_size: int
+    prompt_prefix_tokens: int
+    """Tokens of the system prompt and tool list alone (every prompt starts with them)."""
+    demos: DemoStats
+    sft: SFTMetrics
+    build_seconds: float
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """A built bootstrap policy: its folder, tokenizer, model (fp32, eval mode) and manifest."""
+
+    path: Path
+    tokenizer: Any
+    model: Any
+    manifest: Manifest
+
+
+def cache_root(cache_dir: Path | str | None = None) -> Path:
+    """Where bootstrap results live (argument, then `$SENTINEL_CACHE/bootstrap`, then the user cache)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("SENTINEL_CACHE")
+    if env:
+        return Path(env).expanduser() / "bootstrap"
+    return Path.home() / ".cache" / "sentinel-async" / "bootstrap"
+
+
+def cache_path(config: BootstrapConfig, cache_dir: Path | str | None = None) -> Path:
+    """The folder of this configuration's result."""
+    return cache_root(cache_dir) / fingerprint(config)
+
+
+def read_manifest(path: Path) -> Manifest | None:
+    """The manifest of a finished build in `path`, or None when there is none (or it is unreadable)."""
+    try:
+        return msgspec.json.decode((path / MANIFEST).read_bytes(), type=Manifest)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def load(path: Path) -> Bootstrap:
+    """Load a finished build from its folder."""
+    from sentinel_async.bootstrap.model import load_model
+    from sentinel_async.bootstrap.tokenizer import load_tokenizer
+
+    manifest = read_manifest(path)
+    if manifest is None:
+        raise FileNotFoundError(f"no bootstrap manifest in {path}")
+    return Bootstrap(path=path, tokenizer=load_tokenizer(path), model=load_model(path), manifest=manifest)
+
+
+def load_or_build(
+    config: BootstrapConfig,
+    *,
+    cache_dir: Path | str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    task_source: TaskSource | None = None,
+) -> Bootstrap:
+    """The cached bootstrap for `config`, built first when missing (or when `force`).
+
+    Synchronous: from async code call it through `anyio.to_thread.run_sync`. `task_source` supplies
+    `config.demos.general_tasks` extra tasks (the general generator) for demonstrations.
+    """
+    from filelock import FileLock
+
+    path = cache_path(config, cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not force and read_manifest(path) is not None:
+            return load(path)
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            build(config, tmp, progress=progress, task_source=task_source)
+            if path.exists():
+                shutil.rmtree(path)
+            tmp.rename(path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load(path)
+
+
+def load_bootstrap_models(
+    size: str = "tiny", cache_dir: Path | str | None = None, *, minutes: float | None = None, progress: bool = True
+) -> tuple[Any, Any, Any]:
+    """(tokenizer, rollout model, training model) of the cached bootstrap of a named size, built on first use.
+
+    The two models are separate copies of the same weights (the trainer updates one, generation reads the other).
+    """
+    from sentinel_async.bootstrap.config import bootstrap_config
+    from sentinel_async.bootstrap.model import load_model
+
+    result = load_or_build(bootstrap_config(size, minutes=minutes), cache_dir=cache_dir, progress=progress)
+    return result.tokenizer, result.model, load_model(result.path)
+
+
+def build(
+    config: BootstrapConfig, out: Path, *, progress: bool = True, task_source: TaskSource | None = None
+) -> Manifest:
+    """Demonstrations -> tokenizer -> tokenised demos -> model -> SFT; writes everything into `out`."""
+    from tqdm import tqdm
+
+    from sentinel_async.bootstrap.model import build_model, parameter_count, save_model
+    from sentinel_async.bootstrap.tokenizer import render_ids, retail_corpus, save_tokenizer, train_tokenizer
+    from sentinel_async.tools.retail import RetailDomain
+
+    start = time.monotonic()
+    domain = RetailDomain()
+    extra: Sequence[TaskSpec] = ()
+    if config.demos.general_tasks and task_source is not None:
+        extra = task_source(domain, config.demos.general_tasks, config.demos.seed)
+    demos = _run_demos(domain, config, extra, progress)
+    tools = domain.tool_schemas()
+    tokenizer = train_tokenizer(
+        retail_corpus(domain, (dialogue_text(c) for c in demos.conversations)),
+        vocab_size=config.vocab_size,
+        style=config.prompt_style,
+    )
+    samples, cut = tokenize_demos(tokenizer, demos.conversations, tools, max_len=config.model.context)
+    prefix, _ = render_ids(tokenizer, [{"role": "system", "content": domain.policy()}], tools)
+    model = build_model(config.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=0)
+    if progress:
+        tqdm.write(f"bootstrap: {len(samples)} demonstrations, {parameter_count(model):,} parameters; training")
+    metrics = train_sft(model, samples, config.sft, pad_id=tokenizer.pad_token_id, progress=progress)
+    save_tokenizer(tokenizer, out)
+    save_model(model, out)
+    manifest = Manifest(
+        fingerprint=fingerprint(config),
+        config=config,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        parameters=parameter_count(model),
+        vocab_size=len(tokenizer),
+        prompt_prefix_tokens=len(prefix),
+        demos=DemoStats(
+            episodes=len(demos.conversations),
+            failed=demos.failed,
+            cut=cut,
+            tokens=sum(len(s.ids) for s in samples),
+            assistant_tokens=sum(sum(s.mask) for s in samples),
+            episodes_by_intent=demos.episodes_by_intent,
+            tasks_by_intent=demos.tasks_by_intent,
+            extra_tasks=len(extra),
+        ),
+        sft=metrics,
+        build_seconds=time.monotonic() - start,
+    )
+    (out / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+    return manifest
+
+
+def _run_demos(domain: Any, config: BootstrapConfig, extra: Sequence[TaskSpec], progress: bool) -> DemoSet:
+    from tqdm import tqdm
+
+    with tqdm(desc="bootstrap demos", unit="episode", disable=not progress, leave=False) as bar:
+
+        async def run() -> DemoSet:
+            return await generate_demos(domain, config.demos, extra_tasks=extra, on_done=lambda: bar.update(1))
+
+        return anyio.run(run)

@@ -1,0 +1,198 @@
+"""Demonstrations for the bootstrap: the scripted expert with the scripted user, weighted by intent.
+
+A task's weight is the smallest weight among its intents (`DemoConfig.intent_weights`, default 1.0), and it gets
+`weight * episodes_per_task` episodes (stochastic rounding, seeded), each with its own user seed (the user's
+wording varies with it). Only episodes the evaluator scores 1 are kept. Down-weighted intents leave the
+bootstrap policy with clear, learnable weaknesses.
+
+The expert knows the gold actions and goes straight to the right order; `GroundedExpert` first calls
+`get_user_details` when the expert's next call names an order id that is not yet in the conversation, so that
+every id a demonstration writes can be read from the conversation before it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from sentinel_async.agents.clients.token_client import to_template_messages
+from sentinel_async.agents.episode import EpisodeRunner
+from sentinel_async.agents.protocols import PolicyTurn
+from sentinel_async.agents.rollout import EpisodeJob, run_episodes
+from sentinel_async.agents.scripted import ScriptedExpert, ScriptedUser, derive_user_script
+from sentinel_async.messages import ChatMessage, ToolCall
+from sentinel_async.tools.base import Split, TaskSpec
+from sentinel_async.tools.retail import RetailDomain
+
+DEFAULT_INTENT_WEIGHTS: dict[str, float] = {"exchange": 0.3, "modify_items": 0.3, "modify_payment": 0.5}
+"""Why this mix: item swaps (exchange, modify_items) need variant grounding (read the product, copy the new
+item id), the failure the SENTINEL paper and the retail failure taxonomy find most; giving them about a third
+of the demonstrations leaves the bootstrap a clear, targeted weakness for the controller to find and the
+proposer to stress, while cancel/return/address/info tasks stay well covered. With 4 episodes per task the
+train split gives 190 episodes: exchange 20 episodes from 18 tasks, modify_items 23 from 20, return 80, cancel 46.
+"""
+
+TaskSource = Callable[[RetailDomain, int, int], list[TaskSpec]]
+"""Makes `n` extra tasks (e.g. the proposer's general generator) from a domain, `n` and a seed."""
+
+
+class DemoConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Which demonstrations to generate."""
+
+    split: Split = "train"
+    episodes_per_task: int = 4
+    intent_weights: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_INTENT_WEIGHTS))
+    general_tasks: int = 0
+    """Extra tasks from a `TaskSource` (the general generator), when one is given to the build."""
+    ground_ids: bool = True
+    max_tasks: int | None = None
+    seed: int = 0
+
+
+class DemoSet(msgspec.Struct, frozen=True, kw_only=True):
+    """Generated conversations (system prompt first) and what they cover."""
+
+    conversations: list[list[ChatMessage]]
+    task_ids: list[str]
+    episodes_by_intent: dict[str, int]
+    tasks_by_intent: dict[str, int]
+    failed: int
+
+
+class Sample(msgspec.Struct, frozen=True):
+    """One tokenised conversation and its loss mask (1 on assistant tokens)."""
+
+    ids: list[int]
+    mask: list[int]
+
+
+def task_intents(task: TaskSpec, domain: RetailDomain) -> tuple[str, ...]:
+    """The kinds of the task's intents, in script order (`info` for questions)."""
+    return tuple(intent.kind for intent in derive_user_script(task, domain).intents)
+
+
+def task_weight(intents: Sequence[str], weights: dict[str, float]) -> float:
+    """The smallest weight among the task's intents (1.0 by default)."""
+    return min((weights.get(kind, 1.0) for kind in intents), default=1.0)
+
+
+def plan_demos(tasks: Sequence[TaskSpec], domain: RetailDomain, config: DemoConfig) -> list[EpisodeJob]:
+    """Episodes per task by intent weight (stochastic rounding), each with a distinct seed."""
+    rng = random.Random(config.seed)
+    jobs: list[EpisodeJob] = []
+    for index, task in enumerate(tasks):
+        expected = task_weight(task_intents(task, domain), config.intent_weights) * config.episodes_per_task
+        count = int(expected) + int(rng.random() < expected - int(expected))
+        for trial in range(count):
+            seed = config.seed * 1_000_003 + index * 101 + trial
+            jobs.append(EpisodeJob(task=task, trial=trial, seed=seed, episode_id=f"demo-{task.id}-{trial}"))
+    return jobs
+
+
+class GroundedExpert:
+    """The scripted expert, with a `get_user_details` call before its first call on an unseen order id."""
+
+    def __init__(self, expert: ScriptedExpert, user_id: str) -> None:
+        self.expert = expert
+        self.user_id = user_id
+        self._held: PolicyTurn | None = None
+        self._looked_up = False
+
+    async def act(self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]]) -> PolicyTurn:
+        if self._held is not None:
+            turn, self._held = self._held, None
+            return turn
+        turn = await self.expert.act(conversation, tools)
+        calls = turn.message.tool_calls
+        order_id = calls[0].arguments.get("order_id") if calls else None
+        if self._looked_up or not isinstance(order_id, str) or _seen(order_id, conversation):
+            return turn
+        if not any(self.user_id in m.content for m in conversation if m.role == "tool"):
+            return turn  # not authenticated yet: nothing to look up
+        self._looked_up = True
+        self._held = turn
+        call = ToolCall(id=f"ground_{len(conversation)}", name="get_user_details", arguments={"user_id": self.user_id})
+        return PolicyTurn(message=ChatMessage(role="assistant", tool_calls=(call,)))
+
+
+def _seen(text: str, conversation: Sequence[ChatMessage]) -> bool:
+    return any(text in m.content for m in conversation if m.role in ("user", "tool"))
+
+
+async def generate_demos(
+    domain: RetailDomain,
+    config: DemoConfig,
+    *,
+    extra_tasks: Sequence[TaskSpec] = (),
+    on_done: Callable[[], None] | None = None,
+    concurrency: int = 16,
+) -> DemoSet:
+    """Run the planned expert + user episodes and keep those that score 1."""
+    from sentinel_async.tools.retail.evaluation import Evaluator
+
+    tasks = list(domain.tasks(config.split))[: config.max_tasks] + list(extra_tasks)
+    jobs = plan_demos(tasks, domain, config)
+    scripts = {task.id: derive_user_script(task, domain) for task in tasks}
+
+    def make_policy(task: TaskSpec, seed: int) -> Any:
+        script = scripts[task.id]
+        expert = ScriptedExpert(task, domain, script=script)
+        return GroundedExpert(expert, script.identity.user_id) if config.ground_ids else expert
+
+    def make_user(task: TaskSpec, seed: int) -> ScriptedUser:
+        return ScriptedUser(scripts[task.id], seed=seed)
+
+    runner = EpisodeRunner(domain=domain, evaluate=Evaluator(domain).evaluate)
+    outcomes = await run_episodes(
+        runner,
+        jobs,
+        make_policy=make_policy,
+        make_user=make_user,
+        concurrency=concurrency,
+        on_done=(lambda _: on_done()) if on_done is not None else None,
+    )
+    kept = [o for o in outcomes if o.reward is not None and o.reward.reward == 1.0]
+    intents = {task.id: tuple(intent.kind for intent in scripts[task.id].intents) for task in tasks}
+    by_intent: Counter[str] = Counter(kind for o in kept for kind in set(intents[o.task_id]))
+    tasks_by_intent: Counter[str] = Counter(kind for task in tasks for kind in set(intents[task.id]))
+    return DemoSet(
+        conversations=[o.messages for o in kept],
+        task_ids=[o.task_id for o in kept],
+        episodes_by_intent=dict(sorted(by_intent.items())),
+        tasks_by_intent=dict(sorted(tasks_by_intent.items())),
+        failed=len(outcomes) - len(kept),
+    )
+
+
+def dialogue_text(conversation: Sequence[ChatMessage]) -> str:
+    """A conversation as plain text with its tool calls as JSON (tokenizer corpus)."""
+    lines: list[str] = []
+    for m in conversation[1:]:
+        lines.append(m.content)
+        lines.extend(json.dumps({"name": c.name, "arguments": c.arguments}) for c in m.tool_calls)
+    return "\n".join(lines)
+
+
+def tokenize_demos(
+    tokenizer: Any, conversations: Sequence[Sequence[ChatMessage]], tools: list[dict[str, Any]], *, max_len: int
+) -> tuple[list[Sample], int]:
+    """Render every conversation with the chat template; the loss mask is `return_assistant_tokens_mask`.
+
+    Conversations longer than `max_len` tokens are cut at `max_len`; returns the samples and how many were cut.
+    """
+    from sentinel_async.bootstrap.tokenizer import render_ids
+
+    samples: list[Sample] = []
+    cut = 0
+    for conversation in conversations:
+        ids, mask = render_ids(tokenizer, to_template_messages(conversation), tools)
+        if len(ids) > max_len:
+            cut += 1
+            ids, mask = ids[:max_len], mask[:max_len]
+        samples.append(Sample(ids, mask))
+    return samples, cut

@@ -1,0 +1,182 @@
+"""Supervised fine-tuning on demonstrations: next-token loss on assistant tokens only.
+
+Batches are built by length bucketing (sorted by length, filled up to a token budget, right-padded, shuffled
+per epoch). Right padding needs no attention mask under causal attention (real tokens never see the padding
+to their right), which keeps SDPA on its fast causal path. AdamW, linear warm-up then cosine decay over the
+step budget or the time budget (whichever is nearer), optional bf16 autocast, gradient clipping, tqdm.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from sentinel_async.bootstrap.demos import Sample
+
+
+class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Training settings. Training stops at `max_steps` or after `max_minutes`, whichever comes first."""
+
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    batch_tokens: int = 16_384
+    max_steps: int = 2_000
+    max_minutes: float = 10.0
+    bf16: bool = True
+    seed: int = 0
+
+
+class SFTMetrics(msgspec.Struct, frozen=True, kw_only=True):
+    """What a training run did."""
+
+    steps: int
+    epochs: float
+    tokens: int
+    loss_tokens: int
+    seconds: float
+    tokens_per_s: float
+    loss_first: float
+    loss_last: float
+    losses: list[float]
+    """The loss every `log_every` steps."""
+    stopped_by: str
+
+
+def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Indices grouped by similar length so that `len(batch) * longest <= batch_tokens` (at least one each)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        longest = max([lengths[i] for i in current] + [lengths[index]])
+        if current and longest * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def lr_factor(step: int, progress: float, config: SFTConfig) -> float:
+    """Warm-up over `warmup_steps`, then cosine from 1 to `min_lr_ratio` as `progress` goes 0 -> 1."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
+
+
+def masked_loss(model: Any, batch: Sequence[Sample], pad_id: int) -> tuple[Any, int]:
+    """Mean next-token cross-entropy over the assistant tokens of a right-padded batch, and their count."""
+    import torch
+
+    width = max(len(s.ids) for s in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.bool)
+    for row, sample in enumerate(batch):
+        ids[row, : len(sample.ids)] = torch.tensor(sample.ids)
+        mask[row, : len(sample.mask)] = torch.tensor(sample.mask, dtype=torch.bool)
+    logits = model(input_ids=ids).logits[:, :-1]
+    targets = ids[:, 1:]
+    weights = mask[:, 1:]
+    count = int(weights.sum())
+    losses = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none"
+    )
+    return (losses * weights.reshape(-1)).sum() / max(1, count), count
+
+
+def train_sft(
+    model: Any,
+    samples: Sequence[Sample],
+    config: SFTConfig,
+    *,
+    pad_id: int = 0,
+    progress: bool = True,
+    log_every: int = 10,
+) -> SFTMetrics:
+    """Train `model` in place on `samples`; returns the metrics (the model is left in eval mode)."""
+    import torch
+    from tqdm import tqdm
+
+    if not samples:
+        raise ValueError("no demonstrations to train on")
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    batches = make_batches([len(s.ids) for s in samples], config.batch_tokens)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.95),
+    )
+    budget_s = config.max_minutes * 60.0
+    model.train()
+    start = time.monotonic()
+    step = tokens = loss_tokens = 0
+    history: list[float] = []
+    logged: list[float] = []
+    order: list[int] = []
+    stopped_by = "steps"
+    bar = tqdm(
+        total=config.max_steps,
+        desc=f"bootstrap sft (<= {config.max_minutes:g} min)",
+        unit="step",
+        disable=not progress,
+        leave=False,
+    )
+    try:
+        while step < config.max_steps:
+            elapsed = time.monotonic() - start
+            if elapsed >= budget_s:
+                stopped_by = "time"
+                break
+            if not order:
+                order = list(range(len(batches)))
+                rng.shuffle(order)
+            batch = [samples[i] for i in batches[order.pop()]]
+            factor = lr_factor(step, max(step / config.max_steps, elapsed / budget_s), config)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * factor
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                loss, count = masked_loss(model, batch, pad_id)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            value = float(loss.detach())
+            history.append(value)
+            if step % log_every == 0:
+                logged.append(round(value, 4))
+            step += 1
+            tokens += sum(len(s.ids) for s in batch)
+            loss_tokens += count
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.3f}")
+    finally:
+        bar.close()
+        model.eval()
+    seconds = time.monotonic() - start
+    window = max(1, min(10, len(history) // 4 or 1))
+    return SFTMetrics(
+        steps=step,
+        epochs=step / len(batches),
+        tokens=tokens,
+        loss_tokens=loss_tokens,
+        seconds=seconds,
+        tokens_per_s=tokens / seconds if seconds > 0 else 0.0,
+        loss_first=sum(history[:window]) / window if history else math.nan,
+        loss_last=sum(history[-window:]) / window if history else math.nan,
+        losses=logged,
+        stopped_by=stopped_by,
+    )

@@ -1,0 +1,232 @@
+"""The bootstrap pipeline at a toy size: tokenizer, loss mask, SFT, cache, and an episode with the built policy."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("torch") is None or importlib.util.find_spec("tau2") is None,
+        reason="needs the train and tau2 extras",
+    ),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+
+from sentinel_async.agents.clients.token_client import SamplingParams, to_template_messages  # noqa: E402
+from sentinel_async.agents.episode import EpisodeConfig, EpisodeRunner, Termination  # noqa: E402
+from sentinel_async.agents.scripted import ScriptedUser, derive_user_script  # noqa: E402
+from sentinel_async.bootstrap import (  # noqa: E402
+    COMPACT_SYSTEM_PROMPT,
+    Bootstrap,
+    BootstrapConfig,
+    DemoConfig,
+    ModelConfig,
+    SFTConfig,
+    bootstrap_policy,
+    cache,
+    fingerprint,
+    load_or_build,
+)
+from sentinel_async.bootstrap.demos import Sample, plan_demos, task_intents  # noqa: E402
+from sentinel_async.bootstrap.model import build_model  # noqa: E402
+from sentinel_async.bootstrap.sft import make_batches, train_sft  # noqa: E402
+from sentinel_async.bootstrap.tokenizer import render_ids  # noqa: E402
+from sentinel_async.messages import ChatMessage, ToolCall  # noqa: E402
+from sentinel_async.tools.retail import RetailDomain  # noqa: E402
+from sentinel_async.tools.retail.evaluation import Evaluator  # noqa: E402
+
+TOY = BootstrapConfig(
+    size="toy",
+    vocab_size=600,
+    model=ModelConfig(hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64, context=2048),
+    demos=DemoConfig(episodes_per_task=1, max_tasks=3),
+    sft=SFTConfig(max_steps=3, batch_tokens=4096, warmup_steps=1),
+)
+
+
+@pytest.fixture(scope="module")
+def domain() -> RetailDomain:
+    return RetailDomain()
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bootstrap-cache")
+
+
+@pytest.fixture(scope="module")
+def built(cache_dir: Path) -> Bootstrap:
+    import torch
+
+    torch.set_num_threads(1)
+    return load_or_build(TOY, cache_dir=cache_dir, progress=False)
+
+
+def conversation() -> list[ChatMessage]:
+    call = ToolCall(id="c1", name="get_order_details", arguments={"order_id": "#W2378156"})
+    return [
+        ChatMessage(role="system", content="the long domain policy"),
+        ChatMessage(role="assistant", content="Hi! How can I help you today?"),
+        ChatMessage(role="user", content="Cancel order #W2378156, please."),
+        ChatMessage(role="assistant", tool_calls=(call,)),
+        ChatMessage(role="tool", content='{"order_id": "#W2378156", "status": "pending"}', tool_call_id="c1"),
+        ChatMessage(role="assistant", content="Do you confirm (yes/no)?"),
+        ChatMessage(role="user", content="Yes."),
+    ]
+
+
+def test_tokenizer_round_trips_retail_text_and_splits_digits(built: Bootstrap, domain: RetailDomain) -> None:
+    tok = built.tokenizer
+    order = next(iter(domain.orders.values()))
+    for text in (order.model_dump_json(), json.dumps(domain.tool_schemas()[:3]), "My zip is 19122, order #W2378156."):
+        assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
+    assert len(tok.tokenize("2378156")) == 7
+
+
+def test_chat_template_renders_compact_tools_calls_and_responses(built: Bootstrap, domain: RetailDomain) -> None:
+    text = built.tokenizer.apply_chat_template(
+        to_template_messages(conversation()), tools=domain.tool_schemas(), tokenize=False, add_generation_prompt=True
+    )
+    assert text.startswith("<|im_start|>system\n" + COMPACT_SYSTEM_PROMPT)
+    assert "the long domain policy" not in text
+    assert "\ncancel_pending_order(order_id, reason)\n" in text
+    assert '<tool_call>\n{"name": "get_order_details", "arguments": {"order_id": "#W2378156"}}\n</tool_call>' in text
+    assert "<|im_start|>user\n<tool_response>\n" in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_assistant_mask_covers_exactly_the_assistant_turns(built: Bootstrap, domain: RetailDomain) -> None:
+    tok = built.tokenizer
+    ids, mask = render_ids(tok, to_template_messages(conversation()), domain.tool_schemas())
+    assert len(ids) == len(mask)
+    masked = tok.decode([i for i, m in zip(ids, mask, strict=True) if m], skip_special_tokens=False)
+    expected = (
+        "Hi! How can I help you today?<|im_end|>"
+        '<tool_call>\n{"name": "get_order_details", "arguments": {"order_id": "#W2378156"}}\n</tool_call><|im_end|>'
+        "Do you confirm (yes/no)?<|im_end|>"
+    )
+    assert masked == expected
+    unmasked = tok.decode([i for i, m in zip(ids, mask, strict=True) if not m], skip_special_tokens=False)
+    assert "Cancel order" in unmasked
+    assert "<tool_response>" in unmasked
+
+
+def test_demo_mix_follows_intent_weights(domain: RetailDomain) -> None:
+    tasks = domain.tasks("train")
+    config = DemoConfig(episodes_per_task=4, intent_weights={"exchange": 0.0, "cancel": 0.5})
+    jobs = plan_demos(tasks, domain, config)
+    per_task: dict[str, int] = {}
+    for job in jobs:
+        per_task[job.task.id] = per_task.get(job.task.id, 0) + 1
+    for task in tasks:
+        kinds = task_intents(task, domain)
+        count = per_task.get(task.id, 0)
+        if "exchange" in kinds:
+            assert count == 0
+        elif "cancel" in kinds:
+            assert count in (2,)
+        else:
+            assert count == 4
+    assert len({job.seed for job in jobs}) == len(jobs)
+
+
+def test_built_demos_are_recorded_in_the_manifest(built: Bootstrap) -> None:
+    demos = built.manifest.demos
+    assert demos.episodes >= 1
+    assert demos.failed == 0
+    assert 0 < demos.assistant_tokens < demos.tokens
+    assert built.manifest.prompt_prefix_tokens < 1200
+    assert built.manifest.parameters > 0
+
+
+def test_sft_loss_falls(built: Bootstrap) -> None:
+    import torch
+
+    tok = built.tokenizer
+    samples = [
+        Sample(*render_ids(tok, to_template_messages(conversation()), None)),
+        Sample(*render_ids(tok, to_template_messages(conversation()[:4]), None)),
+    ]
+    model = build_model(ModelConfig(hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64), len(tok))
+    torch.manual_seed(0)
+    metrics = train_sft(model, samples, SFTConfig(lr=1e-2, max_steps=30, warmup_steps=2, bf16=False), progress=False)
+    assert metrics.steps == 30
+    assert metrics.loss_last < 0.5 * metrics.loss_first
+    assert metrics.loss_tokens > 0
+    assert not model.training
+
+
+def test_make_batches_respects_the_token_budget() -> None:
+    lengths = [100, 900, 300, 50, 2000, 400]
+    batches = make_batches(lengths, 1000)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    for batch in batches:
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 1000
+
+
+def test_cache_is_reused_and_rebuilt_when_the_config_changes(
+    built: Bootstrap, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert built.path == cache_dir / fingerprint(TOY)
+    assert (built.path / "model.safetensors").exists()
+    calls: list[Path] = []
+    real_build = cache.build
+
+    def counting_build(config: BootstrapConfig, out: Path, **kwargs: Any) -> Any:
+        calls.append(out)
+        return real_build(config, out, **kwargs)
+
+    monkeypatch.setattr(cache, "build", counting_build)
+    again = load_or_build(TOY, cache_dir=cache_dir, progress=False)
+    assert calls == []
+    assert again.manifest == built.manifest
+    changed = msgspec.structs.replace(TOY, sft=msgspec.structs.replace(TOY.sft, max_steps=2))
+    other = load_or_build(changed, cache_dir=cache_dir, progress=False)
+    assert len(calls) == 1
+    assert other.path != built.path
+    assert other.manifest.sft.steps == 2
+
+
+def test_cache_root_honours_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SENTINEL_CACHE", str(tmp_path))
+    assert cache.cache_root() == tmp_path / "bootstrap"
+    assert cache.cache_root(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv("SENTINEL_CACHE")
+    assert cache.cache_root().parts[-2:] == ("sentinel-async", "bootstrap")
+
+
+async def test_built_policy_plays_an_episode(built: Bootstrap, domain: RetailDomain) -> None:
+    task = domain.tasks("test")[0]
+    policy = bootstrap_policy(built, sampling=SamplingParams(max_tokens=12, temperature=1.0))
+    runner = EpisodeRunner(domain=domain, config=EpisodeConfig(max_steps=8), evaluate=Evaluator(domain).evaluate)
+    user = ScriptedUser(derive_user_script(task, domain), seed=0)
+    outcome = await runner.run(task=task, policy=policy, user=user, episode_id="boot-0", seed=0)
+    assert outcome.termination in {t.value for t in Termination}
+    assert outcome.reward is not None
+    assistant = [m for m in outcome.messages[2:] if m.role == "assistant"]
+    assert assistant
+    assert outcome.messages[0].role == "system"
+
+
+def test_named_sizes_and_the_cli_summary(built: Bootstrap) -> None:
+    from sentinel_async.bootstrap import bootstrap_config
+    from sentinel_async.cli.bootstrap_command import format_manifest
+    from sentinel_async.errors import SentinelError
+
+    tiny = bootstrap_config("tiny", minutes=1.5)
+    assert tiny.sft.max_minutes == 1.5
+    assert fingerprint(tiny) != fingerprint(bootstrap_config("tiny"))
+    assert bootstrap_config("small").model.hidden == 256
+    with pytest.raises(SentinelError, match="unknown bootstrap size"):
+        bootstrap_config("huge")
+    text = format_manifest(built.manifest, built.path)
+    assert str(built.path) in text
+    assert "parameters" in text
