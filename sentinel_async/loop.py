@@ -155,8 +155,9 @@ class TrainingRun:
         controller_stop = threading.Event()
         async with anyio.create_task_group() as group:
             # The Controller gets its own thread and event loop, so a failure is diagnosed within milliseconds
-            # even while rollouts keep this loop busy.
+            # even while rollouts keep this loop busy. Whatever ends this block stops that thread too.
             group.start_soon(anyio.to_thread.run_sync, _run_in_own_loop, controller, self.store, controller_stop)
+            group.start_soon(_stop_on_exit, controller_stop)
             if self.config.proposer.mode != "off":
                 proposer_config = ProposerConfig(
                     mode=self.config.proposer.mode,
@@ -189,6 +190,14 @@ class TrainingRun:
             if getattr(record.payload, "purpose", "train") == "train":
                 last = record.position
         return last
+
+
+async def _stop_on_exit(stop: threading.Event) -> None:
+    """Set `stop` when the task group ends, normally or by an error or cancellation."""
+    try:
+        await anyio.sleep_forever()
+    finally:
+        stop.set()
 
 
 def _run_in_own_loop(controller: Controller, store: EventStore, stop: threading.Event) -> None:
