@@ -47,7 +47,7 @@ _TOOLS_FOOTER = (
     '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n</tool_call><|im_end|>\\n'
 )
 
-_BODY = """\
+MESSAGE_LOOP_TEMPLATE = """\
 {%- for message in messages %}
 {%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}
 {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
@@ -101,7 +101,7 @@ def chat_template(style: PromptStyle = "compact", system_prompt: str = COMPACT_S
         "{{- '" + _TOOLS_FOOTER + "' }}\n"
         "{%- elif system_text %}\n{{- '<|im_start|>system\\n' + system_text + '<|im_end|>\\n' }}\n{%- endif %}\n"
     )
-    return head + _BODY
+    return head + MESSAGE_LOOP_TEMPLATE
 
 
 def retail_corpus(domain: Any, dialogues: Iterable[str] = ()) -> str:

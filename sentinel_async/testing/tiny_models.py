@@ -11,13 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sentinel_async.bootstrap.tokenizer import MESSAGE_LOOP_TEMPLATE
+
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 """Control tokens (special: dropped by `decode(skip_special_tokens=True)`)."""
 
 MARKUP_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>")
 """Added tokens that are not special, as in Qwen's tokenizer: they survive `skip_special_tokens=True`."""
 
-QWEN_CHAT_TEMPLATE = """\
+QWEN_CHAT_TEMPLATE = (
+    """\
 {%- if tools %}
 {{- '<|im_start|>system\\n' }}
 {%- if messages[0].role == 'system' %}{{- messages[0].content + '\\n\\n' }}{%- endif %}
@@ -30,34 +33,9 @@ QWEN_CHAT_TEMPLATE = """\
 {%- elif messages[0].role == 'system' %}
 {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
 {%- endif %}
-{%- for message in messages %}
-{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}
-{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
-{%- elif message.role == 'assistant' %}
-{{- '<|im_start|>assistant\\n' }}
-{%- generation %}
-{%- if message.content %}{{- message.content }}{%- endif %}
-{%- if message.tool_calls %}
-{%- for tool_call in message.tool_calls %}
-{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}
-{%- if loop.first and message.content %}{{- '\\n' }}{%- elif not loop.first %}{{- '\\n' }}{%- endif %}
-{{- '<tool_call>\\n{\"name\": \"' + tool_call.name + '\", \"arguments\": ' }}
-{%- if tool_call.arguments is string %}{{- tool_call.arguments }}
-{%- else %}{{- tool_call.arguments | tojson }}{%- endif %}
-{{- '}\\n</tool_call>' }}
-{%- endfor %}
-{%- endif %}
-{{- '<|im_end|>' }}
-{%- endgeneration %}
-{{- '\\n' }}
-{%- elif message.role == 'tool' %}
-{%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
-{{- '\\n<tool_response>\\n' + message.content + '\\n</tool_response>' }}
-{%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}{{- '<|im_end|>\\n' }}{%- endif %}
-{%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}
 """
+    + MESSAGE_LOOP_TEMPLATE
+)
 """A Qwen2.5-style chat template with tool support, written for these tests."""
 
 _TOOL_NAMES = ("get_order_details", "get_user_details", "cancel_pending_order", "find_user_id_by_email")
