@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sentinel_async.errors import StoreOpenError
 from sentinel_async.events import EpisodeFinished, EpisodeStarted, EvaluationFinished, FailureDiagnosed, TasksSampled
 from sentinel_async.store import EventFilter, SQLiteEventStore
 
@@ -55,8 +56,11 @@ def test_a_killed_run_resumes_without_lost_or_repeated_work(tmp_path: Path) -> N
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # kill it once some training episodes are in the log
             time.sleep(0.5)
-            if log.exists() and len(counts(log)[1]) >= 5:
-                break
+            try:
+                if len(counts(log)[1]) >= 5:
+                    break
+            except StoreOpenError:  # the run has not created its log (or its schema) yet
+                continue
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
     started, finished, _ = counts(log)
