@@ -22,7 +22,7 @@ from sentinel_async.agents.controller.service import Controller, ControllerConfi
 from sentinel_async.agents.episode import EpisodeOutcome
 from sentinel_async.agents.evaluation import EvalConfig, evaluate, register_tasks
 from sentinel_async.agents.rollout_worker import RolloutWorker
-from sentinel_async.agents.scripted import ScriptedUser, derive_user_script
+from sentinel_async.agents.scripted import ScriptCache, ScriptedUser
 from sentinel_async.agents.solver.service import Solver, SolverConfig
 from sentinel_async.agents.solver.trainer import GRPOTrainer
 from sentinel_async.agents.solver.weights import InProcessSync
@@ -71,7 +71,7 @@ class TrainingRun:
         self.store = store
         self.loaded = loaded
         self.domain: Domain = get_domain(config.domain)
-        self._scripts: dict[str, Any] = {}
+        self._scripts = ScriptCache(self.domain)  # type: ignore[arg-type]  # the loop plays retail
         self.trainer = GRPOTrainer(
             loaded.train_model,
             config.trainer,
@@ -84,9 +84,7 @@ class TrainingRun:
         )
 
     def make_user(self, task: TaskSpec, seed: int) -> Any:
-        if task.id not in self._scripts:
-            self._scripts[task.id] = derive_user_script(task, self.domain)  # type: ignore[arg-type]
-        return ScriptedUser(self._scripts[task.id], seed=seed)
+        return ScriptedUser(self._scripts.get(task), seed=seed)
 
     def worker(self, on_done: Callable[[EpisodeOutcome], None]) -> RolloutWorker:
         return RolloutWorker(
@@ -180,8 +178,9 @@ class TrainingRun:
 
     async def settle(self, timeout: float = 600.0) -> None:
         """Wait until the Solver has seen every finished training episode (its last step may still land)."""
+        last = self._last_training_finish()  # the rounds are over: no training episode comes after this
         with anyio.move_on_after(timeout):
-            while self.solver.position < self._last_training_finish():  # noqa: ASYNC110 - polling the solver
+            while self.solver.position < last:  # noqa: ASYNC110 - polling the solver
                 await anyio.sleep(0.1)
 
     def _last_training_finish(self) -> int:

@@ -81,22 +81,8 @@ def config_from_args(args: argparse.Namespace, run_id: str) -> EvalConfig:
     return config
 
 
-class _RetailScripts:
-    """User scripts derived once per task and shared by the expert and the scripted user."""
-
-    def __init__(self, domain: Any) -> None:
-        self.domain = domain
-        self._cache: dict[str, Any] = {}
-
-    def get(self, task: TaskSpec) -> Any:
-        from sentinel_async.agents.scripted import derive_user_script
-
-        if task.id not in self._cache:
-            self._cache[task.id] = derive_user_script(task, self.domain)
-        return self._cache[task.id]
-
-
-def _retail_scripts(domain: Domain) -> _RetailScripts:
+def _retail_scripts(domain: Domain) -> Any:
+    from sentinel_async.agents.scripted import ScriptCache
     from sentinel_async.tools.retail import RetailDomain
 
     if not isinstance(domain, RetailDomain):
@@ -104,7 +90,7 @@ def _retail_scripts(domain: Domain) -> _RetailScripts:
             f"the scripted expert and scripted user play retail tasks; for {domain.name!r} use "
             "--policy endpoint --user llm"
         )
-    return _RetailScripts(domain)
+    return ScriptCache(domain)
 
 
 async def build_factories(

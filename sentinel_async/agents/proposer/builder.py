@@ -7,7 +7,7 @@ every intent is built against the state the previous ones left; a call that fail
 from __future__ import annotations
 
 import random
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -29,18 +29,7 @@ DraftKind = Literal[
     "refusal",
     "transfer",
 ]
-DRAFT_KINDS: tuple[DraftKind, ...] = (
-    "cancel",
-    "modify_items",
-    "modify_address",
-    "modify_payment",
-    "modify_user_address",
-    "return",
-    "exchange",
-    "info",
-    "refusal",
-    "transfer",
-)
+DRAFT_KINDS: tuple[DraftKind, ...] = get_args(DraftKind)
 CANCEL_REASONS = ("no longer needed", "ordered by mistake")
 TableKey = tuple[str, str]
 

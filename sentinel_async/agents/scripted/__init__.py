@@ -17,6 +17,7 @@ from sentinel_async.agents.scripted.user_script import (
     Intent,
     Item,
     PaymentMethod,
+    ScriptCache,
     UserScript,
     derive_user_script,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "NoConfirmationExpert",
     "PaymentMethod",
     "PrematureStopExpert",
+    "ScriptCache",
     "ScriptedExpert",
     "ScriptedUser",
     "SkipsWriteExpert",

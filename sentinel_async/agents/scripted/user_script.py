@@ -337,3 +337,16 @@ def _owner(db: Any, call: ToolCall) -> str | None:
         return str(args["user_id"])
     order = db.orders.get(args.get("order_id", "")) if isinstance(args.get("order_id"), str) else None
     return str(order.user_id) if order is not None else None
+
+
+class ScriptCache:
+    """User scripts derived once per task id and shared (by the expert, the scripted user, every trial)."""
+
+    def __init__(self, domain: RetailDomain) -> None:
+        self.domain = domain
+        self._cache: dict[str, UserScript] = {}
+
+    def get(self, task: TaskSpec) -> UserScript:
+        if task.id not in self._cache:
+            self._cache[task.id] = derive_user_script(task, self.domain)
+        return self._cache[task.id]
