@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--batch-tokens", type=int, default=None, help="override the SFT token budget per step")
+    parser.add_argument("--general-tasks", type=int, default=None, help="override the general-task demonstrations")
+    parser.add_argument("--episodes-per-task", type=int, default=None, help="override demonstrations per task")
+    parser.add_argument("--lr", type=float, default=None, help="override the SFT learning rate")
     args = parser.parse_args()
 
     import msgspec
@@ -90,6 +93,14 @@ def main() -> None:
         config = msgspec.structs.replace(
             config, sft=msgspec.structs.replace(config.sft, batch_tokens=args.batch_tokens)
         )
+    demos = config.demos
+    if args.general_tasks is not None:
+        demos = msgspec.structs.replace(demos, general_tasks=args.general_tasks)
+    if args.episodes_per_task is not None:
+        demos = msgspec.structs.replace(demos, episodes_per_task=args.episodes_per_task)
+    config = msgspec.structs.replace(config, demos=demos)
+    if args.lr is not None:
+        config = msgspec.structs.replace(config, sft=msgspec.structs.replace(config.sft, lr=args.lr))
     bootstrap = load_or_build(config, cache_dir=args.cache, force=args.force)
     print(format_manifest(bootstrap.manifest, bootstrap.path))
     domain = RetailDomain()

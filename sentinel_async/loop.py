@@ -168,7 +168,8 @@ class TrainingRun:
                 proposer = Proposer(self.store, engine=engine, config=proposer_config)
                 group.start_soon(proposer.run)
             group.start_soon(self.solver.run)
-            await self.evaluate_version(self.loaded.policy.policy_version)
+            if self.config.evaluation.initial:
+                await self.evaluate_version(self.loaded.policy.policy_version)
             group.start_soon(self.evaluate_updates)
             await self.worker(on_done).run()
             await self.settle()

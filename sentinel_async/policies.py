@@ -48,8 +48,8 @@ def load_policy(config: PolicyConfig, *, seed: int, checkpoint: str | None = Non
         rollout_model = AutoModelForCausalLM.from_pretrained(checkpoint)
         train_model = AutoModelForCausalLM.from_pretrained(checkpoint)
     generator = TransformersGenerator(rollout_model, num_threads=config.num_threads, seed=seed, weights_version=version)
-    sampling = SamplingParams(
-        max_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p, seed=seed
-    )
+    # No per-request seed: the generator draws one per call from its own seeded stream, so a group's episodes
+    # explore differently while the run stays reproducible.
+    sampling = SamplingParams(max_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
     policy = TokenPolicy(tokenizer, generator, sampling=sampling, policy_version=version)
     return LoadedPolicy(tokenizer=tokenizer, policy=policy, train_model=train_model, version=version)

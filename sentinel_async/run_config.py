@@ -39,10 +39,12 @@ class ProposerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EvalSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Held-out evaluation during the run: every `every` policy versions (and before training)."""
+    """Held-out evaluation during the run: before training (`initial`), every `every` policy versions, and the
+    final policy."""
 
     split: Literal["train", "test", "base"] = "test"
     every: int = 1
+    initial: bool = True
     trials: int = 1
     max_tasks: int | None = None
     concurrency: int = 4

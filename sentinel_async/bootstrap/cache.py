@@ -110,7 +110,7 @@ def load_or_build(
     """The cached bootstrap for `config`, built first when missing (or when `force`).
 
     Synchronous: from async code call it through `anyio.to_thread.run_sync`. `task_source` supplies
-    `config.demos.general_tasks` extra tasks (the general generator) for demonstrations.
+    `config.demos.general_tasks` extra tasks for demonstrations (default: the Proposer's general generator).
     """
     from filelock import FileLock
 
@@ -159,7 +159,9 @@ def build(
     start = time.monotonic()
     domain = RetailDomain()
     extra: Sequence[TaskSpec] = ()
-    if config.demos.general_tasks and task_source is not None:
+    if config.demos.general_tasks:
+        if task_source is None:
+            from sentinel_async.agents.proposer import general_tasks as task_source
         extra = task_source(domain, config.demos.general_tasks, config.demos.seed)
     demos = _run_demos(domain, config, extra, progress)
     tools = domain.tool_schemas()

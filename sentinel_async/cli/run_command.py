@@ -49,18 +49,26 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings as dotted-key overrides (values parsed as JSON when they are JSON)."""
+    from sentinel_async.errors import SentinelError
+
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SentinelError(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key] = _parse_value(value)
+    return overrides
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sentinel_async.errors import SentinelError
     from sentinel_async.loop import run_training
 
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SentinelError(f"--set takes KEY=VALUE, got {item!r}")
-        overrides[key] = _parse_value(value)
+    overrides = parse_overrides(args.set)
     if args.policy:
         overrides["policy.kind"] = args.policy
     if args.rounds is not None:

@@ -148,7 +148,7 @@ class Controller:
         if self.on_analysis_start is not None:
             self.on_analysis_start(record)
         started = time.perf_counter()
-        diagnosis = await self._diagnose(store, finished)
+        diagnosis = await self.diagnose(store, finished)
         self.stats.analysis_s += time.perf_counter() - started
         event = diagnosis.to_event(finished.task_id, finished.episode_id)
         outputs: list[Event] = [event]
@@ -173,7 +173,8 @@ class Controller:
         self.stats.diagnosed += 1
         return True
 
-    async def _diagnose(self, store: EventStore, finished: EpisodeFinished) -> Diagnosis:
+    async def diagnose(self, store: EventStore, finished: EpisodeFinished) -> Diagnosis:
+        """Diagnose one recorded episode (any purpose) without recording anything: for offline analysis."""
         try:
             episode = rebuild_episode(store, finished.episode_id, system_prompt=self.system_prompt)
         except KeyError:

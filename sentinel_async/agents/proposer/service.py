@@ -171,6 +171,21 @@ def propose(
     return (engine or ProposalEngine(config=config)).propose(pattern, n, rng)
 
 
+def general_tasks(domain: RetailDomain, n: int, seed: int) -> list[TaskSpec]:
+    """`n` verified general (untargeted) tasks, seeded; tau2's scorer is skipped (the scripted check stays).
+
+    The bootstrap's source of extra demonstrations (`DemoConfig.general_tasks`); never touches test records.
+    """
+    engine = ProposalEngine(domain, ProposerConfig(mode="general", check_tau2=False))
+    rng = random.Random(seed)
+    tasks: list[TaskSpec] = []
+    for _ in range(4):  # a few rounds cover the rare rejections (duplicates, no fitting state)
+        tasks.extend(c.task for c in engine.propose(None, n - len(tasks), rng) if c.task is not None)
+        if len(tasks) >= n:
+            break
+    return tasks
+
+
 def _digest(*parts: object) -> str:
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:16]
 
