@@ -1,0 +1,280 @@
+"""SENTINEL vs general synthetic tasks vs the train split only, on one bootstrap policy at equal rollout budgets.
+
+Every arm starts from the same cached bootstrap policy and plays the same number of training episodes
+(rounds x tasks per round x group size); only where its extra tasks come from differs:
+
+- `sentinel`: the Proposer turns the Controller's failure patterns into targeted tasks;
+- `general`: the Proposer generates the same number of untargeted tasks (uniform over intents);
+- `train-only`: no proposed tasks, the 74-task train split alone.
+
+The bootstrap is evaluated once (k trials per test task); each arm and seed is one `sentinel run` folder whose
+final policy is evaluated the same way. The script prints pass^1..pass^k with 95% bootstrap intervals over the
+40 test tasks, the paired difference of every arm against the bootstrap and of SENTINEL against general, and the
+shift in failure categories on the test split; it saves results.json, results.md and the plots in `--out`.
+Finished runs are reused, so an interrupted experiment continues where it stopped.
+
+    python examples/experiment.py --out runs/experiment                  # 3 arms x 3 seeds (about 2 h on 2 cores)
+    python examples/experiment.py --out runs/exp-small --rounds 2 --seeds 0 --eval-tasks 8 --trials 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ARMS = {"sentinel": "targeted", "general": "general", "train-only": "off"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/experiment"), help="experiment folder")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, default=8, help="rollout rounds per run (the rollout budget)")
+    parser.add_argument("--tasks-per-round", type=int, default=4)
+    parser.add_argument("--group-size", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=4, help="trials per test task (pass^1..pass^trials)")
+    parser.add_argument("--eval-tasks", type=int, default=None, help="only the first N test tasks")
+    parser.add_argument("--size", default="tiny", help="bootstrap size")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra run-configuration overrides, e.g. trainer.lr=2e-5")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def run_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
+    from sentinel_async.cli.run_command import parse_overrides
+    from sentinel_async.run_config import load_run_config
+
+    overrides: dict[str, Any] = {
+        "run_id": f"{arm}-s{seed}",
+        "seed": seed,
+        "policy.size": args.size,
+        "proposer.mode": ARMS[arm],
+        "rollout.rounds": args.rounds,
+        "rollout.tasks_per_round": args.tasks_per_round,
+        "rollout.group_size": args.group_size,
+        "rollout.seed": seed,
+        "pool.proposed_ratio": 0.0 if arm == "train-only" else 0.5,
+        "evaluation.initial": False,
+        "evaluation.every": 1_000_000,  # only the final policy is evaluated
+        "evaluation.trials": args.trials,
+        "evaluation.max_tasks": args.eval_tasks,
+    }
+    overrides.update(parse_overrides(args.overrides))
+    return load_run_config(None, overrides)
+
+
+async def baseline(args: argparse.Namespace) -> Path:
+    """Evaluate the bootstrap policy once (k trials per task) into `<out>/baseline/events.sqlite`."""
+    from sentinel_async.agents.evaluation import EvalConfig, evaluate
+    from sentinel_async.agents.scripted import ScriptCache, ScriptedUser
+    from sentinel_async.analysis import evaluations_in
+    from sentinel_async.policies import load_policy
+    from sentinel_async.run_config import PolicyConfig
+    from sentinel_async.store import SQLiteEventStore
+    from sentinel_async.tools.retail import RetailDomain
+
+    path = args.out / "baseline" / "events.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with SQLiteEventStore(path) as store:
+        if evaluations_in(store):
+            return path
+        domain = RetailDomain()
+        loaded = load_policy(PolicyConfig(size=args.size), seed=0)
+        scripts = ScriptCache(domain)
+        tasks = domain.tasks("test")[: args.eval_tasks]
+        config = EvalConfig(split="test", trials=args.trials, concurrency=4, max_steps=40,
+                            task_ids=[t.id for t in tasks], run_id="baseline")  # fmt: skip
+        await evaluate(
+            config,
+            domain,
+            store,
+            make_policy=lambda task, seed: loaded.policy,
+            make_user=lambda task, seed: ScriptedUser(scripts.get(task), seed=seed),
+        )
+    return path
+
+
+async def arm_run(args: argparse.Namespace, arm: str, seed: int) -> Path:
+    """One training run (reused when its final evaluation is already in the log)."""
+    from sentinel_async.analysis import evaluations_in
+    from sentinel_async.loop import run_training
+    from sentinel_async.store import SQLiteEventStore
+
+    run_dir = args.out / f"{arm}-s{seed}"
+    log = run_dir / "events.sqlite"
+    if log.exists():
+        with SQLiteEventStore(log, read_only=True) as store:
+            if evaluations_in(store):
+                return log
+    await run_training(run_config(args, arm, seed), run_dir, resume=log.exists())
+    return log
+
+
+def final_rewards(log: Path) -> tuple[dict[str, list[float]], list[str], dict[str, float]]:
+    """(rewards per task, episode ids, metrics) of the last evaluation in a log."""
+    from sentinel_async.analysis import evaluations_in, task_rewards
+    from sentinel_async.store import SQLiteEventStore
+
+    with SQLiteEventStore(log, read_only=True) as store:
+        evaluation = evaluations_in(store)[-1]
+        return task_rewards(store, evaluation), list(evaluation.episode_ids), training_metrics(store)
+
+
+def training_metrics(store: Any) -> dict[str, float]:
+    """Training episodes, their mean reward, policy updates and proposed tasks of a run."""
+    from sentinel_async.events import EpisodeFinished, PolicyUpdated, TaskProposed
+    from sentinel_async.store import EventFilter
+
+    rewards: list[float] = []
+    updates = proposed = 0
+    for record in store.read(filter=EventFilter.of(types=[EpisodeFinished, PolicyUpdated, TaskProposed])):
+        payload = record.payload
+        if isinstance(payload, EpisodeFinished) and payload.purpose == "train":
+            rewards.append(payload.reward)
+        elif isinstance(payload, PolicyUpdated):
+            updates += 1
+        elif isinstance(payload, TaskProposed):
+            proposed += 1
+    return {
+        "train_episodes": float(len(rewards)),
+        "train_reward": sum(rewards) / len(rewards) if rewards else 0.0,
+        "policy_updates": float(updates),
+        "proposed_tasks": float(proposed),
+    }
+
+
+async def categories(log: Path, episode_ids: list[str]) -> Counter[str]:
+    from sentinel_async.analysis import failure_categories
+    from sentinel_async.store import SQLiteEventStore
+    from sentinel_async.tools.retail import RetailDomain
+
+    with SQLiteEventStore(log, read_only=True) as store:
+        return await failure_categories(store, RetailDomain(), episode_ids)
+
+
+def plot_pass_k(path: Path, table: dict[str, dict[int, Any]], trials: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(table)
+    for index, (name, by_k) in enumerate(table.items()):
+        ks = list(range(1, trials + 1))
+        xs = [k + (index - (len(table) - 1) / 2) * width for k in ks]
+        means = [by_k[k].mean for k in ks]
+        errors = [[by_k[k].mean - by_k[k].low for k in ks], [by_k[k].high - by_k[k].mean for k in ks]]
+        axes.bar(xs, means, width, yerr=errors, capsize=3, label=name)
+    axes.set_xticks(list(range(1, trials + 1)), [f"pass^{k}" for k in range(1, trials + 1)])
+    axes.set_ylabel("test split (95% bootstrap CI over tasks)")
+    axes.set_title("held-out pass^k after training, equal rollout budgets")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_categories(path: Path, shares_by_arm: dict[str, dict[str, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cats = sorted(
+        {c for s in shares_by_arm.values() for c in s}, key=lambda c: -max(s.get(c, 0) for s in shares_by_arm.values())
+    )[:10]
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / max(1, len(shares_by_arm))
+    for index, (name, shares) in enumerate(shares_by_arm.items()):
+        xs = [i + (index - (len(shares_by_arm) - 1) / 2) * width for i in range(len(cats))]
+        axes.bar(xs, [shares.get(c, 0.0) for c in cats], width, label=name)
+    axes.set_xticks(range(len(cats)), cats, rotation=30, ha="right", fontsize=7)
+    axes.set_ylabel("share of failed test episodes")
+    axes.set_title("failure categories on the test split (deterministic Controller)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+async def main(argv: list[str] | None = None) -> int:
+    from sentinel_async.analysis import Interval, paired_difference_ci, pass_hat_ci, shares
+    from sentinel_async.logs import configure_logging
+
+    args = parse_args(argv)
+    configure_logging()
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    print(f"baseline: evaluating the bootstrap policy ({args.trials} trials per test task)", flush=True)
+    base_log = await baseline(args)
+    base_rewards, base_ids, _ = final_rewards(base_log)
+    runs: dict[str, list[dict[str, list[float]]]] = {}
+    run_metrics: dict[str, list[dict[str, float]]] = {}
+    cats: dict[str, Counter[str]] = {"bootstrap": await categories(base_log, base_ids)}
+    for arm in args.arms:
+        cats[arm] = Counter()
+        for seed in args.seeds:
+            print(f"{arm} seed {seed}: training ({time.monotonic() - started:.0f} s so far)", flush=True)
+            log = await arm_run(args, arm, seed)
+            rewards, ids, metrics = final_rewards(log)
+            runs.setdefault(arm, []).append(rewards)
+            run_metrics.setdefault(arm, []).append(metrics)
+            cats[arm] += await categories(log, ids)
+
+    ks = range(1, args.trials + 1)
+    table: dict[str, dict[int, Interval]] = {"bootstrap": {k: pass_hat_ci([base_rewards], k) for k in ks}}
+    for arm, arm_runs in runs.items():
+        table[arm] = {k: pass_hat_ci(arm_runs, k) for k in ks}
+    deltas = {
+        f"{arm} - bootstrap": {k: paired_difference_ci(r, [base_rewards], k) for k in ks} for arm, r in runs.items()
+    }
+    if "sentinel" in runs and "general" in runs:
+        deltas["sentinel - general"] = {k: paired_difference_ci(runs["sentinel"], runs["general"], k) for k in ks}
+
+    header = "| policy | " + " | ".join(f"pass^{k}" for k in ks) + " |"
+    rule = "| --- |" + " --- |" * len(ks)
+    lines = [f"# SENTINEL vs general synthetic tasks ({len(args.seeds)} seeds, {args.rounds} rounds x "
+             f"{args.tasks_per_round} tasks x {args.group_size} episodes per run)", "",
+             "95% percentile bootstrap intervals over test tasks; seeds averaged.", "", header, rule]  # fmt: skip
+    lines += [f"| {name} | " + " | ".join(by_k[k].format() for k in ks) + " |" for name, by_k in table.items()]
+    lines += ["", "## Paired differences", "", header.replace("policy", "difference"), rule]
+    lines += [f"| {name} | " + " | ".join(by_k[k].format() for k in ks) + " |" for name, by_k in deltas.items()]
+    lines += ["", "## Training (mean over seeds)", "", "| arm | episodes | train reward | updates | proposed |",
+              "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for arm, metrics in run_metrics.items():
+        mean = {key: sum(m[key] for m in metrics) / len(metrics) for key in metrics[0]}
+        lines.append(f"| {arm} | {mean['train_episodes']:.0f} | {mean['train_reward']:.3f} | "
+                     f"{mean['policy_updates']:.1f} | {mean['proposed_tasks']:.1f} |")  # fmt: skip
+    share = {name: shares(counts) for name, counts in cats.items()}
+    categories_seen = sorted({c for s in share.values() for c in s})
+    lines += ["", "## Failure categories on the test split (share of failed episodes)", "",
+              "| category | " + " | ".join(share) + " |", "| --- |" + " --- |" * len(share)]  # fmt: skip
+    lines += [f"| {c} | " + " | ".join(f"{s.get(c, 0.0):.2f}" for s in share.values()) + " |" for c in categories_seen]
+    plot_pass_k(args.out / "pass_k.png", table, args.trials)
+    plot_categories(args.out / "failure_categories.png", share)
+    lines += ["", "![pass^k](pass_k.png)", "", "![failure categories](failure_categories.png)", ""]
+    (args.out / "results.md").write_text("\n".join(lines))
+    results = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "pass_hat": {name: {k: [v.mean, v.low, v.high] for k, v in by_k.items()} for name, by_k in table.items()},
+        "differences": {name: {k: [v.mean, v.low, v.high] for k, v in by_k.items()} for name, by_k in deltas.items()},
+        "failure_counts": {name: dict(c) for name, c in cats.items()},
+        "training": run_metrics,
+        "seconds": time.monotonic() - started,
+    }
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    print("\n".join(lines))
+    print(f"\nwritten: {args.out / 'results.md'} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
