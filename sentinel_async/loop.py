@@ -78,6 +78,7 @@ class TrainingRun:
             run_dir / "checkpoints",
             version=loaded.version,
             save_initial=loaded.version == 0,
+            resume=loaded.version > 0,  # the optimizer state saved with that version's checkpoint
         )
         self.solver = Solver(
             store, self.trainer, config=SolverConfig(batching=config.batching), sync=InProcessSync(loaded.policy)

@@ -1,5 +1,6 @@
 """GRPOTrainer on real recorded episodes: a step changes the weights, is finite, versions and checkpoints;
-tokens the policy did not sample get exactly zero gradient; training runs off the event loop."""
+tokens the policy did not sample get exactly zero gradient; training runs off the event loop; a resumed
+trainer continues with the saved optimizer state exactly as an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 import torch
 
 from sentinel_async.agents.solver import BatchingConfig, GRPOTrainer, TrainerConfig, plan_batch
 from sentinel_async.agents.solver.batching import GroupTracker, TrainingBatch
 from sentinel_async.agents.solver.grpo import GRPOConfig
+from sentinel_async.agents.solver.trainer import OPTIMIZER_FILE, load_policy
 from sentinel_async.store import MemoryEventStore
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
@@ -103,3 +106,48 @@ async def test_a_step_runs_off_the_event_loop(
         await trainer.astep(batch)
         done.set()
     assert ticks >= 5, "the loop kept running while the model trained"
+
+
+def same_weights(a: Any, b: Any) -> bool:
+    theirs = b.state_dict()
+    return all(torch.equal(v, theirs[k]) for k, v in a.state_dict().items())
+
+
+def test_a_resumed_trainer_restores_the_optimizer_state_and_continues_exactly(
+    store: MemoryEventStore, new_model: Callable[[], Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = TrainerConfig(lr=1e-3, max_tokens_per_microbatch=4000, objective=GRPOConfig(kl_coef=0.01))
+    first = batch_of(store)
+    second = msgspec.structs.replace(first, step=2, batch_id="batch-000002", policy_version=1)
+    straight = GRPOTrainer(new_model(), config, tmp_path / "straight")
+    straight.step(first)
+    straight.step(second)
+
+    run = tmp_path / "run"
+    killed = GRPOTrainer(new_model(), config, run)
+    result = killed.step(first)
+    saved = torch.load(Path(result.checkpoint) / OPTIMIZER_FILE, weights_only=True)
+    live = killed.optimizer.state_dict()["state"]
+    del killed  # the process dies; a resume rebuilds everything from the run folder
+
+    resumed = GRPOTrainer(load_policy(run, 1), config, run, version=1, save_initial=False, resume=True)
+    state = resumed.optimizer.state_dict()["state"]
+    assert len(saved["state"]) == len(state) == len(live) > 0
+    for index, entry in saved["state"].items():
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(state[index][name], entry[name]), (index, name)
+            assert torch.equal(entry[name], live[index][name]), (index, name)
+    assert float(state[0]["step"]) == 1.0
+    resumed.step(second)
+    assert resumed.version == straight.version == 2
+    assert same_weights(resumed.model, straight.model), "the resumed second step matches the uninterrupted one"
+
+    # without the optimizer state (a checkpoint from before it was saved) the resume still works, but differs
+    (run / "v000001" / OPTIMIZER_FILE).unlink()
+    capsys.readouterr()
+    cold = GRPOTrainer(load_policy(run, 1), config, run, version=1, save_initial=False, resume=True)
+    assert cold.optimizer.state_dict()["state"] == {}
+    said = capsys.readouterr()
+    assert "no optimizer state to resume" in said.out + said.err
+    cold.step(second)
+    assert not same_weights(cold.model, straight.model)

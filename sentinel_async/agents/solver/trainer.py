@@ -12,13 +12,17 @@ A token's gradient is zero when clipping or truncation binds (`clip_fraction`). 
 initial model (full fine-tuning) or the model with adapters disabled (LoRA). Sequences are sorted by length
 and packed into micro-batches under a padded-token budget; gradients accumulate with the 1/N of the whole
 batch, then are clipped to `max_grad_norm` and AdamW steps. Each step saves `v{version:06d}/` (a
-`save_pretrained` model, or a peft adapter) with `meta.json`, and returns the metrics for `PolicyUpdated`.
+`save_pretrained` model, or a peft adapter) with `meta.json` and the AdamW state (`optimizer.pt`), and returns
+the metrics for `PolicyUpdated`. A trainer built with `resume=True` at version N continues exactly where the
+one that saved `vN/` stopped: it loads that optimizer state (and, in full mode with a KL term, takes the
+initial model `v000000/` as its reference).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +33,13 @@ import msgspec
 from sentinel_async.agents.solver.batching import TrainingBatch
 from sentinel_async.agents.solver.grpo import STAT_NAMES, GRPOConfig, sampled_logprobs, token_objective
 from sentinel_async.agents.solver.samples import TrainingSample
+from sentinel_async.errors import SentinelError
+from sentinel_async.logs import get_logger
+
+_log = get_logger("trainer")
+
+OPTIMIZER_FILE = "optimizer.pt"
+"""The AdamW state (`optimizer.state_dict()`, torch.save) saved beside each checkpoint's weights."""
 
 
 class LoraSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,7 +68,7 @@ class TrainerConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CheckpointMeta(msgspec.Struct, frozen=True, kw_only=True):
-    """`meta.json` of a checkpoint folder: what produced it, without optimizer state."""
+    """`meta.json` of a checkpoint folder: what produced it (the optimizer state is `optimizer.pt` beside it)."""
 
     version: int
     mode: Literal["full", "lora"]
@@ -124,7 +135,11 @@ class GRPOTrainer:
         version: int = 0,
         reference: Any | None = None,
         save_initial: bool = True,
+        resume: bool = False,
     ) -> None:
+        """`model` is the policy at `version`. With `resume`, continue the training that saved `version`'s
+        checkpoint: its optimizer state is loaded when present (an older checkpoint without one starts AdamW
+        from zero moments, with a warning), and a full-mode KL reference defaults to the initial model."""
         import torch
 
         self.config = config
@@ -140,11 +155,36 @@ class GRPOTrainer:
         self.model = model
         self.reference = reference
         if self.reference is None and self.mode == "full" and config.objective.kl_coef > 0:
-            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+            initial = checkpoint_path(self.checkpoint_dir, 0)
+            if resume and version > 0 and Path(initial, "meta.json").exists():
+                self.reference = load_policy(self.checkpoint_dir, 0).eval().requires_grad_(False)
+            else:
+                self.reference = copy.deepcopy(model).eval().requires_grad_(False)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        if resume:
+            self.load_optimizer_state(version)
         if save_initial and not checkpoint_path(self.checkpoint_dir, version).exists():
             self.save_checkpoint(CheckpointMeta(version=version, mode=self.mode, config=config))
+
+    def load_optimizer_state(self, version: int) -> bool:
+        """Load `version`'s saved optimizer state; False (and a warning) when its checkpoint has none."""
+        import torch
+
+        path = checkpoint_path(self.checkpoint_dir, version) / OPTIMIZER_FILE
+        if not path.exists():
+            _log.warning("no optimizer state to resume; AdamW starts from zero moments", path=str(path))
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            self.optimizer.load_state_dict(state)
+        except (ValueError, KeyError) as error:
+            raise SentinelError(
+                f"the optimizer state in {path} does not fit this trainer's parameters ({error}); "
+                "was the run trained with another model or LoRA configuration?"
+            ) from error
+        _log.info("optimizer state resumed", path=str(path), version=version)
+        return True
 
     # --- the step ---------------------------------------------------------------------------------------
 
@@ -254,10 +294,16 @@ class GRPOTrainer:
     # --- weights out ---------------------------------------------------------------------------------------
 
     def save_checkpoint(self, meta: CheckpointMeta) -> Path:
-        """Write `v{version}/`: the model (`save_pretrained`; an adapter in LoRA mode) and `meta.json`."""
+        """Write `v{version}/`: the model (`save_pretrained`; an adapter in LoRA mode), `optimizer.pt` and
+        `meta.json` (last, so a folder with a meta.json is complete)."""
+        import torch
+
         path = checkpoint_path(self.checkpoint_dir, meta.version)
         path.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(path))
+        partial = path / f"{OPTIMIZER_FILE}.partial"
+        torch.save(self.optimizer.state_dict(), partial)
+        os.replace(partial, path / OPTIMIZER_FILE)
         Path(path, "meta.json").write_bytes(json.dumps(msgspec.to_builtins(meta), indent=1).encode())
         return path
 
