@@ -11,7 +11,8 @@ Schema evolution rules (also in docs/events.md); an old log must stay readable f
 3. A new event type is a new Struct added to `Event`; old readers reject it by name (CorruptEventError),
    they never misread it.
 4. A meaning change is a new type (``..._v2``), never an edit of the old one.
-5. tests/fixtures/log-v1.* is a committed log of every type; its decode test must keep passing.
+5. tests/fixtures/log-vN.* are committed logs that together hold every type; their decode test must keep
+   passing (a new type goes into a new fixture version, never into an old one).
 """
 
 from __future__ import annotations
@@ -266,6 +267,22 @@ class PolicyUpdated(EventBase, frozen=True, kw_only=True):
     metrics: dict[str, float] = msgspec.field(default_factory=dict)
 
 
+class GroupsDropped(EventBase, frozen=True, kw_only=True):
+    """The Solver screened complete groups and dropped them instead of training on them, each with its reason.
+
+    `groups`: group id -> reason ("zero_variance", "stale", "version_mismatch"); `episodes`: the episodes that
+    made their group unusable -> reason. Committed with the Solver's cursor (alone, or with the step's
+    `BatchFormed` and `PolicyUpdated`): a dropped group is consumed, never screened again.
+    """
+
+    groups: dict[str, str]
+    episodes: dict[str, str] = msgspec.field(default_factory=dict)
+    step: int = 0
+    """The training step being planned when the groups were screened."""
+    policy_version: int = 0
+    """The trainer's version the groups were screened against."""
+
+
 class EvaluationFinished(EventBase, frozen=True, kw_only=True):
     """An evaluation of a policy version on a split finished."""
 
@@ -296,6 +313,7 @@ Event = (
     | BatchFormed
     | PolicyUpdated
     | EvaluationFinished
+    | GroupsDropped
 )
 """Every event payload type."""
 

@@ -15,6 +15,7 @@ from sentinel_async.events import (
     EpisodeStarted,
     EventBase,
     FailureDiagnosed,
+    GroupsDropped,
     PolicyUpdated,
     RecordedEvent,
     ToolResult,
@@ -86,6 +87,18 @@ def _(payload: FailureDiagnosed) -> str:
 def _(payload: PolicyUpdated) -> str:
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(payload.metrics.items()))
     return f"policy v{payload.version} from {payload.batch_id} -> {payload.checkpoint} {metrics}"
+
+
+@render_payload.register
+def _(payload: GroupsDropped) -> str:
+    groups = ", ".join(f"{g} ({reason})" for g, reason in sorted(payload.groups.items()))
+    parts = [
+        f"dropped {len(payload.groups)} group(s) at step {payload.step} (policy v{payload.policy_version}): {groups}"
+    ]
+    if payload.episodes:
+        episodes = ", ".join(f"{e} ({reason})" for e, reason in sorted(payload.episodes.items()))
+        parts.append(f"; episodes {episodes}")
+    return _short("".join(parts), 240)
 
 
 def format_timestamp(timestamp: float) -> str:

@@ -12,12 +12,14 @@ from sentinel_async.events import (
     EVENT_TYPES,
     AssistantMessage,
     EpisodeFinished,
+    GroupsDropped,
     RecordedEvent,
     UserMessage,
     decode_payload,
     decode_record,
     encode_record,
 )
+from sentinel_async.render import render
 from sentinel_async.store import SQLiteEventStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -70,3 +72,21 @@ def test_fixture_v1_content() -> None:
     assert (finished.position, finished.stream_id, finished.version) == (7, "ep-1", 5)
     assert finished.timestamp == 1_750_000_006.0
     assert finished.correlation_id == finished.event_id
+
+
+def test_fixture_v3_groups_dropped_decodes_renders_and_defaults_its_optional_fields() -> None:
+    records = [decode_record(line) for line in (FIXTURES / "log-v3.jsonl").read_bytes().splitlines()]
+    assert [(r.type, r.stream_id) for r in records] == [("groups_dropped", "solver")] * 2
+    first, second = (r.payload for r in records)
+    assert first == GroupsDropped(
+        groups={"g-flat": "zero_variance", "g-old": "stale"},
+        episodes={"ep-old-0": "stale", "ep-old-1": "stale"},
+        step=2,
+        policy_version=1,
+    )
+    assert isinstance(second, GroupsDropped)
+    assert (second.step, second.policy_version) == (0, 0)
+    line = render(records[0])
+    assert "groups_dropped: dropped 2 group(s) at step 2 (policy v1): g-flat (zero_variance), g-old (stale)" in line
+    assert "episodes ep-old-0 (stale), ep-old-1 (stale)" in line
+    assert decode_payload(b'{"type":"groups_dropped","groups":{"g":"stale"}}') == GroupsDropped(groups={"g": "stale"})

@@ -2,9 +2,10 @@
 
 A group (`EpisodeStarted.group_id`; an episode without one is a group of its own) is complete when every
 episode started in it has finished and, with `group_size` set, at least that many have. A complete group is
-dropped, as data (`BatchPlan.dropped`, and counts in the step's metrics), when an episode in it is stale or
-has a policy-version mismatch (see `weights.check_versions`) or when its rewards all agree (zero variance:
-no learning signal). A `BatchFormed` event lists exactly the episodes kept, by group.
+dropped, as data (`BatchPlan.dropped_groups` / `dropped_episodes`, which the Solver records as a
+`GroupsDropped` event and as counts in the next step's metrics), when an episode in it is stale or has a
+policy-version mismatch (see `weights.check_versions`) or when its rewards all agree (zero variance: no
+learning signal). A `BatchFormed` event lists exactly the episodes kept, by group.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import msgspec
 
 from sentinel_async.agents.solver.samples import EpisodeTrace, TrainingSample, load_trace
 from sentinel_async.agents.solver.weights import check_versions
-from sentinel_async.events import BatchFormed, EpisodeFinished, EpisodeStarted, Event
+from sentinel_async.events import BatchFormed, EpisodeFinished, EpisodeStarted, Event, GroupsDropped
 from sentinel_async.store import EventStore
 
 
@@ -93,6 +94,9 @@ class GroupTracker:
                 self.finished.add(episode_id)
             case BatchFormed(groups=groups):
                 for group in groups:
+                    self.consume(group)
+            case GroupsDropped(groups=dropped):
+                for group in dropped:
                     self.consume(group)
             case _:
                 pass
@@ -175,6 +179,15 @@ def plan_batch(
         tracker.consume(group)
     batch = make_batch(step, current_version, kept)
     return BatchPlan(batch=batch, dropped_groups=dropped_groups, dropped_episodes=dropped_episodes)
+
+
+def drops_event(plan: BatchPlan, *, step: int, policy_version: int) -> GroupsDropped | None:
+    """The `GroupsDropped` event recording a plan's drops, or None when it dropped nothing."""
+    if not plan.dropped_groups and not plan.dropped_episodes:
+        return None
+    return GroupsDropped(
+        groups=dict(plan.dropped_groups), episodes=dict(plan.dropped_episodes), step=step, policy_version=policy_version
+    )
 
 
 def batch_event(batch: TrainingBatch) -> BatchFormed:

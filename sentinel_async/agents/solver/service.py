@@ -1,9 +1,12 @@
 """The Solver agent: batches complete groups from the log, trains off the event loop, publishes versions.
 
-It follows `EpisodeStarted`, `EpisodeFinished` and its own `BatchFormed` events (consumer "solver"). When
-enough complete groups survive screening, it trains one step in a worker thread, then commits `BatchFormed`
-and `PolicyUpdated` to its stream together with its cursor (exactly once), and syncs the new weights. Its
-state is rebuilt from the log on start: episodes a batch already listed are never trained on twice.
+It follows `EpisodeStarted`, `EpisodeFinished` and its own `BatchFormed` and `GroupsDropped` events (consumer
+"solver"). When enough complete groups survive screening, it trains one step in a worker thread, then commits
+`BatchFormed` and `PolicyUpdated` to its stream together with its cursor (exactly once), and syncs the new
+weights. The groups screening drops are recorded as a `GroupsDropped` event in the same transaction (or, when
+no batch forms, alone with the cursor) and counted in the next `PolicyUpdated.metrics`. Its state is rebuilt
+from the log on start: episodes a batch already listed are never trained on twice, and a dropped group is
+never screened again.
 """
 
 from __future__ import annotations
@@ -14,12 +17,19 @@ from typing import Any
 import anyio
 import msgspec
 
-from sentinel_async.agents.solver.batching import BatchingConfig, GroupTracker, batch_event, plan_batch
+from sentinel_async.agents.solver.batching import BatchingConfig, GroupTracker, batch_event, drops_event, plan_batch
 from sentinel_async.agents.solver.trainer import GRPOTrainer, StepResult
 from sentinel_async.agents.solver.weights import InProcessSync, WeightSync
 from sentinel_async.bus import subscribe
 from sentinel_async.errors import SentinelError
-from sentinel_async.events import BatchFormed, EpisodeFinished, EpisodeStarted, NewEvent, PolicyUpdated
+from sentinel_async.events import (
+    BatchFormed,
+    EpisodeFinished,
+    EpisodeStarted,
+    GroupsDropped,
+    NewEvent,
+    PolicyUpdated,
+)
 from sentinel_async.store import CursorUpdate, EventFilter, EventStore, StreamAppend
 
 
@@ -31,7 +41,7 @@ class SolverConfig(msgspec.Struct, frozen=True, kw_only=True):
     batching: BatchingConfig = BatchingConfig()
 
 
-_FILTER = EventFilter.of(types=[EpisodeStarted, EpisodeFinished, BatchFormed])
+_FILTER = EventFilter.of(types=[EpisodeStarted, EpisodeFinished, BatchFormed, GroupsDropped])
 
 
 class Solver:
@@ -52,6 +62,7 @@ class Solver:
         self.tracker = GroupTracker(self.config.batching.group_size)
         self.step = 0
         self.dropped: Counter[str] = Counter()
+        """Drops since the last `PolicyUpdated`, by kind and reason (folded into the next update's metrics)."""
         self.results: list[StepResult] = []
         self.position = 0
         """The last log position this solver has fully handled (trained on, or found no batch at)."""
@@ -62,12 +73,17 @@ class Solver:
         last_version = 0
         for record in self.store.read(filter=_FILTER, to=cursor):
             self.tracker.observe(record.payload)
+        self.dropped.clear()
         for record in self.store.read(filter=EventFilter.of(streams=[self.config.stream])):
             if isinstance(record.payload, BatchFormed):
                 self.step = max(self.step, record.payload.step)
                 self.tracker.observe(record.payload)
+            elif isinstance(record.payload, GroupsDropped):
+                self.tracker.observe(record.payload)
+                self._count_drops(record.payload)
             elif isinstance(record.payload, PolicyUpdated):
                 last_version = record.payload.version
+                self.dropped.clear()  # those drops are in this update's metrics
         if last_version != self.trainer.version and self.step > 0:
             raise SentinelError(
                 f"the log's last policy version is {last_version} but the trainer is at {self.trainer.version}; "
@@ -95,15 +111,23 @@ class Solver:
                         break
         return self.results
 
+    def _count_drops(self, drops: GroupsDropped) -> None:
+        self.dropped.update(f"dropped_groups_{r}" for r in drops.groups.values())
+        self.dropped.update(f"dropped_episodes_{r}" for r in drops.episodes.values())
+
     async def maybe_train(self, position: int) -> StepResult | None:
-        """Form a batch if enough groups are complete; train, commit and sync it."""
-        plan = plan_batch(
-            self.store, self.tracker, step=self.step + 1, current_version=self.trainer.version,
-            config=self.config.batching,
-        )  # fmt: skip
-        self.dropped.update(f"dropped_groups_{r}" for r in plan.dropped_groups.values())
-        self.dropped.update(f"dropped_episodes_{r}" for r in plan.dropped_episodes.values())
+        """Form a batch if enough groups are complete; train, commit and sync it. Drops are committed either way."""
+        step, version = self.step + 1, self.trainer.version
+        plan = plan_batch(self.store, self.tracker, step=step, current_version=version, config=self.config.batching)
+        drops = drops_event(plan, step=step, policy_version=version)
+        if drops is not None:
+            self._count_drops(drops)
         if plan.batch is None:
+            if drops is not None:
+                await self.store.commit(
+                    [StreamAppend(stream_id=self.config.stream, events=[NewEvent(payload=drops)])],
+                    cursor=CursorUpdate(self.config.consumer, position),
+                )
             return None
         batch = plan.batch
         result = await self.trainer.astep(batch)
@@ -113,6 +137,8 @@ class Solver:
             version=result.version, batch_id=batch.batch_id, checkpoint=result.checkpoint, metrics=metrics
         )
         events = [NewEvent(payload=batch_event(batch)), NewEvent(payload=update)]
+        if drops is not None:
+            events.insert(0, NewEvent(payload=drops))  # screened before the batch formed
         await self.store.commit(
             [StreamAppend(stream_id=self.config.stream, events=events)],
             cursor=CursorUpdate(self.config.consumer, position),
