@@ -3,7 +3,8 @@
 Batches are built by length bucketing (sorted by length, filled up to a token budget, right-padded, shuffled
 per epoch). Right padding needs no attention mask under causal attention (real tokens never see the padding
 to their right), which keeps SDPA on its fast causal path. AdamW, linear warm-up then cosine decay over the
-step budget or the time budget (whichever is nearer), optional bf16 autocast, gradient clipping, tqdm.
+step budget or the time budget (whichever is nearer), bf16 autocast where the hardware has it natively
+(`bf16=None`, the default: see `sentinel_async.devices`), gradient clipping, tqdm. Runs on the model's device.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_tokens: int = 16_384
     max_steps: int = 2_000
     max_minutes: float = 10.0
-    bf16: bool = True
+    bf16: bool | None = None
+    """bf16 autocast: None (auto) uses it only where the device computes bf16 natively."""
     seed: int = 0
 
 
@@ -78,12 +80,16 @@ def masked_loss(model: Any, batch: Sequence[Sample], pad_id: int) -> tuple[Any, 
     """Mean next-token cross-entropy over the assistant tokens of a right-padded batch, and their count."""
     import torch
 
+    from sentinel_async.devices import model_device
+
     width = max(len(s.ids) for s in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.bool)
     for row, sample in enumerate(batch):
         ids[row, : len(sample.ids)] = torch.tensor(sample.ids)
         mask[row, : len(sample.mask)] = torch.tensor(sample.mask, dtype=torch.bool)
+    device = model_device(model)
+    ids, mask = ids.to(device), mask.to(device)
     logits = model(input_ids=ids).logits[:, :-1]
     targets = ids[:, 1:]
     weights = mask[:, 1:]
@@ -107,6 +113,8 @@ def train_sft(
     import torch
     from tqdm import tqdm
 
+    from sentinel_async.devices import autocast, model_device, use_bf16
+
     if not samples:
         raise ValueError("no demonstrations to train on")
     torch.manual_seed(config.seed)
@@ -121,6 +129,8 @@ def train_sft(
         betas=(0.9, 0.95),
     )
     budget_s = config.max_minutes * 60.0
+    device = model_device(model)
+    bf16 = use_bf16(config.bf16, device)
     model.train()
     start = time.monotonic()
     step = tokens = loss_tokens = 0
@@ -148,7 +158,7 @@ def train_sft(
             factor = lr_factor(step, max(step / config.max_steps, elapsed / budget_s), config)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * factor
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            with autocast(device, bf16):
                 loss, count = masked_loss(model, batch, pad_id)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -33,6 +33,7 @@ import msgspec
 from sentinel_async.agents.solver.batching import TrainingBatch
 from sentinel_async.agents.solver.grpo import STAT_NAMES, GRPOConfig, sampled_logprobs, token_objective
 from sentinel_async.agents.solver.samples import TrainingSample
+from sentinel_async.devices import autocast, model_device
 from sentinel_async.errors import SentinelError
 from sentinel_async.logs import get_logger
 
@@ -267,12 +268,12 @@ class GRPOTrainer:
             mask[row, :n] = torch.tensor(sample.loss_mask, dtype=torch.float32)
             rollout[row, :n] = torch.tensor(sample.rollout_logprobs, dtype=torch.float32)
         adv = torch.tensor(advantages, dtype=torch.float32)[:, None].expand(-1, width)
-        return {"input_ids": ids, "attention_mask": attention, "mask": mask, "rollout": rollout, "adv": adv}
+        tensors = {"input_ids": ids, "attention_mask": attention, "mask": mask, "rollout": rollout, "adv": adv}
+        device = model_device(self.model)
+        return {name: tensor.to(device) for name, tensor in tensors.items()}
 
     def _logprobs(self, model: Any, tensors: dict[str, Any]) -> Any:
-        import torch
-
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
+        with autocast(model_device(model), self.config.bf16):
             logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"]).logits
         return sampled_logprobs(logits, tensors["input_ids"], self.config.objective.temperature)
 
