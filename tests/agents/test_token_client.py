@@ -207,3 +207,59 @@ async def test_vllm_generator_cannot_swap_weights(tokenizer: Any, make_config: M
     with pytest.raises(TypeError, match="cannot take weights in place"):
         await policy.update_weights({})
     await generator.aclose()
+
+
+async def _concurrently(
+    generator: TransformersGenerator, requests: list[tuple[list[int], SamplingParams]]
+) -> list[Any]:
+    import anyio
+
+    results: list[Any] = [None] * len(requests)
+
+    async def one(index: int) -> None:
+        results[index] = await generator.generate(*requests[index])
+
+    async with anyio.create_task_group() as group:
+        for index in range(len(requests)):
+            group.start_soon(one, index)
+    return results
+
+
+async def test_batched_generation_equals_one_at_a_time(tokenizer: Any, tiny_model: Any) -> None:
+    texts = ["Hi!", "Cancel order #W2378156, please.", "I want to return the keyboard and the thermostat I bought."]
+    prompts = [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+    assert len({len(p) for p in prompts}) == 3, "different lengths exercise the left padding"
+    greedy = [SamplingParams(max_tokens=n, temperature=0.0) for n in (5, 9, 7)]
+    single = TransformersGenerator(tiny_model, num_threads=1)
+    expected = [await single.generate(p, s) for p, s in zip(prompts, greedy, strict=True)]
+    batched = TransformersGenerator(tiny_model, num_threads=1, max_batch=8)
+    got = await _concurrently(batched, list(zip(prompts, greedy, strict=True)))
+    assert max(batched.batch_sizes) > 1, "concurrent requests shared a decoding batch"
+    assert [g.token_ids for g in got] == [e.token_ids for e in expected]
+    assert [len(g.token_ids) for g in got] == [5, 9, 7], "each request keeps its own max_tokens"
+    for g, e in zip(got, expected, strict=True):
+        assert g.logprobs == pytest.approx(e.logprobs, abs=1e-4)
+
+
+async def test_batched_sampling_logprobs_match_a_forward_pass(tokenizer: Any, tiny_model: Any) -> None:
+    prompts = [tokenizer.encode(t, add_special_tokens=False) for t in ("Hello there.", "Return #W2378156 now", "Hi")]
+    params = [SamplingParams(max_tokens=10, temperature=0.7, seed=s) for s in (1, 2, 3)]
+    generator = TransformersGenerator(tiny_model, num_threads=1, max_batch=4)
+    results = await _concurrently(generator, list(zip(prompts, params, strict=True)))
+    assert max(generator.batch_sizes) > 1
+    for prompt, result in zip(prompts, results, strict=True):
+        expected = forward_logprobs(tiny_model, prompt, result.token_ids, 0.7)
+        assert result.logprobs == pytest.approx(expected, abs=1e-4)
+    again = await _concurrently(generator, list(zip(prompts, params, strict=True)))
+    assert [r.token_ids for r in again] == [r.token_ids for r in results], "seeded rows reproduce"
+
+
+async def test_a_failed_batch_fails_every_request_in_it(tokenizer: Any, tiny_model: Any) -> None:
+    generator = TransformersGenerator(tiny_model, num_threads=1, max_batch=4)
+    ok = tokenizer.encode("Hi", add_special_tokens=False)
+    too_long = [tokenizer.vocab_size + 10_000]  # an id outside the embedding table
+    params = SamplingParams(max_tokens=3, temperature=0.0)
+    with pytest.raises(ExceptionGroup) as caught:
+        await _concurrently(generator, [(ok, params), (too_long, params)])
+    assert len(caught.value.exceptions) >= 1
+    assert all(isinstance(e, IndexError) for e in caught.value.exceptions)

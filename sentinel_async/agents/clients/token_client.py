@@ -192,6 +192,11 @@ class TransformersGenerator:
     model log-probs (vLLM's default). Greedy (temperature 0) always returns raw log-probs. A request without
     a seed draws one from a generator seeded with `seed`, so runs are reproducible. Calls are serialised.
     `num_threads` sets `torch.set_num_threads` (process-wide).
+
+    With `max_batch > 1`, requests that wait while a generation runs are decoded together as one left-padded
+    batch (up to `max_batch` rows, each with its own seed, sampling settings and stop ids): a small model's
+    decoding step costs about the same for 1 or 8 rows, so concurrent episodes share it. Batching changes
+    floating-point sums slightly, so batched and single results may differ in rare near-ties.
     """
 
     def __init__(
@@ -202,24 +207,59 @@ class TransformersGenerator:
         num_threads: int | None = None,
         seed: int = 0,
         weights_version: int = 0,
+        max_batch: int = 1,
+        pad_token_id: int = 0,
     ) -> None:
         import torch
 
         if num_threads is not None:
             torch.set_num_threads(num_threads)
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.model = model
         self.logprobs_mode = logprobs_mode
         self.weights_version = weights_version
+        self.max_batch = max_batch
+        self.pad_token_id = pad_token_id
+        self.batch_sizes: list[int] = []
+        """The size of every batch decoded so far (batched mode): how much concurrency was shared."""
         self._rng = random.Random(seed)
         self._lock = anyio.Lock()
+        self._waiting: list[_Request] = []
 
     async def generate(self, prompt_ids: Sequence[int], params: SamplingParams) -> GenerationResult:
         """Sample a continuation of `prompt_ids` in a worker thread."""
         seed = params.seed if params.seed is not None else self._rng.randrange(2**63)
+        if self.max_batch > 1:
+            return await self._generate_batched(_Request(list(prompt_ids), params, seed))
         async with self._lock:
             version = self.weights_version
             ids, logprobs, finish = await anyio.to_thread.run_sync(self._generate, list(prompt_ids), params, seed)
         return GenerationResult(token_ids=ids, logprobs=logprobs, finish_reason=finish, weights_version=version)
+
+    async def _generate_batched(self, request: _Request) -> GenerationResult:
+        # Whoever holds the lock decodes everything waiting (up to max_batch, oldest first); a request that
+        # another holder already served finds its result when it gets the lock.
+        self._waiting.append(request)
+        async with self._lock:
+            if request.result is None and request.error is None:
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                version = self.weights_version
+                self.batch_sizes.append(len(batch))
+                try:
+                    outputs = await anyio.to_thread.run_sync(self._generate_batch, batch)
+                except Exception as exc:  # every request of the failed batch sees the error
+                    for member in batch:
+                        member.error = exc
+                else:
+                    for member, (ids, logprobs, finish) in zip(batch, outputs, strict=True):
+                        member.result = GenerationResult(
+                            token_ids=ids, logprobs=logprobs, finish_reason=finish, weights_version=version
+                        )
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
 
     async def update_weights(self, state_dict: Mapping[str, Any], version: int) -> None:
         """Load new weights (`load_state_dict`, strict) once in-flight generation finishes."""
@@ -247,6 +287,51 @@ class TransformersGenerator:
                 out = self.model(input_ids=step, cache=out.cache, use_cache=True)
         return ids, logprobs, "length"
 
+    def _generate_batch(self, batch: list[_Request]) -> list[tuple[list[int], list[float], str]]:
+        """Decode `batch` together: left-padded prefill, then one step per token for every unfinished row."""
+        import torch
+
+        if len(batch) == 1:
+            only = batch[0]
+            return [self._generate(only.prompt_ids, only.params, only.seed)]
+        device = next(self.model.parameters()).device
+        width = max(len(r.prompt_ids) for r in batch)
+        ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long, device=device)
+        attention = torch.zeros((len(batch), width), dtype=torch.long, device=device)
+        for row, request in enumerate(batch):
+            n = len(request.prompt_ids)
+            ids[row, width - n :] = torch.tensor(request.prompt_ids, device=device)
+            attention[row, width - n :] = 1
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        gens = [torch.Generator(device=device).manual_seed(r.seed) for r in batch]
+        outputs: list[tuple[list[int], list[float], str]] = [([], [], "length") for _ in batch]
+        done = [r.params.max_tokens <= 0 for r in batch]
+        with torch.inference_mode():
+            out = self.model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True)
+            last = positions[:, -1:]
+            while not all(done):
+                step = torch.full((len(batch), 1), self.pad_token_id, dtype=torch.long, device=device)
+                for row, request in enumerate(batch):
+                    if done[row]:
+                        continue
+                    token, logprob = self._sample(out.logits[row, -1].float(), request.params, gens[row])
+                    tokens, logprobs, _ = outputs[row]
+                    tokens.append(token)
+                    logprobs.append(logprob)
+                    if token in request.params.stop_token_ids:
+                        outputs[row], done[row] = (tokens, logprobs, "stop"), True
+                    elif len(tokens) >= request.params.max_tokens:
+                        done[row] = True
+                    step[row, 0] = token
+                if all(done):
+                    break
+                attention = torch.cat([attention, torch.ones((len(batch), 1), dtype=torch.long, device=device)], 1)
+                last = last + 1
+                out = self.model(
+                    input_ids=step, attention_mask=attention, position_ids=last, cache=out.cache, use_cache=True
+                )
+        return outputs
+
     def _sample(self, logits: Any, params: SamplingParams, gen: Any) -> tuple[int, float]:
         import torch
 
@@ -263,6 +348,19 @@ class TransformersGenerator:
             logp = torch.log_softmax(logp.masked_fill(mask, float("-inf")), dim=-1)
         token = int(torch.multinomial(logp.exp(), 1, generator=gen))
         return token, float(logp[token] if self.logprobs_mode == "processed" else raw[token])
+
+
+class _Request:
+    """One waiting generation of a batched `TransformersGenerator`."""
+
+    __slots__ = ("error", "params", "prompt_ids", "result", "seed")
+
+    def __init__(self, prompt_ids: list[int], params: SamplingParams, seed: int) -> None:
+        self.prompt_ids = prompt_ids
+        self.params = params
+        self.seed = seed
+        self.result: GenerationResult | None = None
+        self.error: Exception | None = None
 
 
 def to_template_messages(conversation: Sequence[ChatMessage]) -> list[dict[str, Any]]:
