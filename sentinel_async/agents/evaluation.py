@@ -17,7 +17,7 @@ from sentinel_async.store import NO_STREAM, EventStore
 from sentinel_async.tools.base import Domain, Split, TaskSpec
 from sentinel_async.tools.retail.evaluation import Evaluator
 
-PolicyKind = Literal["expert", "endpoint"]
+PolicyKind = Literal["expert", "endpoint", "bootstrap"]
 UserKind = Literal["scripted", "llm"]
 
 
@@ -40,6 +40,10 @@ class EvalConfig(msgspec.Struct, frozen=True, kw_only=True):
     user_model: str | None = None
     temperature: float = 0.0
     run_id: str = "eval"
+    size: str = "tiny"
+    """The bootstrap size (policy "bootstrap")."""
+    checkpoint: str | None = None
+    """A run's checkpoint folder to evaluate instead of the bootstrap weights (policy "bootstrap")."""
 
 
 class EvalResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import sys
+from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,14 @@ def register(commands: Any) -> None:
     parser.add_argument("--max-steps", type=int, default=100)
     parser.add_argument(
         "--policy",
-        choices=["expert", "endpoint"],
+        choices=["expert", "endpoint", "bootstrap"],
         default="expert",
-        help="expert: the scripted gold-action demonstrator; endpoint: an OpenAI-compatible model server",
+        help="expert: the scripted gold-action demonstrator; endpoint: an OpenAI-compatible model server; "
+        "bootstrap: the local CPU policy (built and cached on first use), or a run's checkpoint of it",
     )
+    parser.add_argument("--size", choices=["toy", "tiny", "small"], default="tiny", help="bootstrap size")
+    parser.add_argument("--checkpoint", help="bootstrap policy: a run checkpoint folder (runs/.../checkpoints/vN)")
+    parser.add_argument("--threads", type=int, default=None, help="bootstrap policy: torch threads")
     parser.add_argument("--model-url", help="base URL of the policy's server, e.g. http://127.0.0.1:8000/v1")
     parser.add_argument("--model", help="model name on that server")
     parser.add_argument("--temperature", type=float, default=0.0)
@@ -71,7 +77,13 @@ def config_from_args(args: argparse.Namespace, run_id: str) -> EvalConfig:
         user_model=args.user_model or args.model,
         temperature=args.temperature,
         run_id=run_id,
+        size=args.size,
+        checkpoint=args.checkpoint,
     )
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if config.trials < 1 or config.concurrency < 1:
         raise SentinelError("--trials and --concurrency must be at least 1")
     if config.policy == "endpoint" and not (config.model_url and config.model):
@@ -93,6 +105,21 @@ def _retail_scripts(domain: Domain) -> Any:
     return ScriptCache(domain)
 
 
+def _bootstrap_policy(config: EvalConfig) -> Any:
+    """The cached bootstrap policy of `config.size` (weights from `config.checkpoint` when given)."""
+    from sentinel_async.bootstrap import bootstrap_config, bootstrap_policy, load_or_build
+    from sentinel_async.bootstrap.model import load_model
+    from sentinel_async.bootstrap.policy import DEFAULT_SAMPLING
+
+    built = load_or_build(bootstrap_config(config.size))
+    if config.checkpoint is not None:
+        if not Path(config.checkpoint, "config.json").is_file():
+            raise SentinelError(f"no model checkpoint in {config.checkpoint} (expected config.json and weights)")
+        built = dataclasses.replace(built, model=load_model(config.checkpoint))
+    sampling = msgspec.structs.replace(DEFAULT_SAMPLING, temperature=config.temperature)
+    return bootstrap_policy(built, sampling=sampling)
+
+
 async def build_factories(
     config: EvalConfig, domain: Domain, stack: AsyncExitStack
 ) -> tuple[PolicyFactory, UserFactory]:
@@ -111,6 +138,11 @@ async def build_factories(
 
         def make_policy(task: TaskSpec, seed: int) -> Any:
             return ScriptedExpert(task, scripts.domain, script=scripts.get(task))
+    elif config.policy == "bootstrap":
+        shared_policy = _bootstrap_policy(config)
+
+        def make_policy(task: TaskSpec, seed: int) -> Any:
+            return shared_policy
     else:
         from sentinel_async.agents.clients import ChatPolicy, ClientConfig
 
@@ -178,6 +210,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     title = f"{config.domain} / {config.split}: policy={config.policy} user={config.user} trials={config.trials}"
     print(format_pass_k_table(result.report, title=title))
     print("terminations: " + ", ".join(f"{k}={v}" for k, v in sorted(result.terminations.items())))
+    categories = anyio.run(lambda: _failure_categories(config, run_dir / "events.sqlite"))
+    if categories:
+        print("failures by first deviation: " + ", ".join(f"{k}={v}" for k, v in categories.most_common()))
     print(f"log: {run_dir / 'events.sqlite'}  (inspect: sentinel log summary {run_dir})")
     (run_dir / "eval-result.json").write_bytes(msgspec.json.format(msgspec.json.encode(result)))
     return 0
+
+
+async def _failure_categories(config: EvalConfig, log: Path) -> Counter[str]:
+    """The deterministic Controller's category of each failed episode of the evaluation (nothing recorded)."""
+    from sentinel_async.analysis import failure_categories
+    from sentinel_async.events import EpisodeFinished
+    from sentinel_async.store import EventFilter
+
+    domain = get_domain(config.domain)
+    with SQLiteEventStore(log, read_only=True) as store:
+        ids = [
+            r.payload.episode_id
+            for r in store.read(filter=EventFilter.of(types=[EpisodeFinished]))
+            if isinstance(r.payload, EpisodeFinished)
+        ]
+        return await failure_categories(store, domain, ids)
