@@ -29,6 +29,10 @@ class PolicyConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_new_tokens: int = 384
     num_threads: int | None = 1
     cache_dir: str | None = None
+    device: str = "cpu"
+    """Where the rollout and training models live: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when present)."""
+    max_batch: int = 8
+    """Concurrent generation requests decoded together (in-process generator); 1 decodes one at a time."""
 
 
 class ProposerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,7 +51,10 @@ class EvalSettings(msgspec.Struct, frozen=True, kw_only=True):
     initial: bool = True
     trials: int = 1
     max_tasks: int | None = None
-    concurrency: int = 4
+    concurrency: int = 8
+    temperature: float | None = 0.0
+    """Sampling temperature of evaluation episodes (0: greedy, the usual way to report a policy); None samples
+    like the rollouts (`policy.temperature`)."""
 
 
 class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,6 +91,31 @@ def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | 
             target = target.setdefault(part, {})
         target[leaf] = value
     try:
-        return msgspec.convert(data, RunConfig, strict=False)
+        config = msgspec.convert(data, RunConfig, strict=False)
     except msgspec.ValidationError as exc:
         raise SentinelError(f"invalid run configuration: {exc}") from None
+    return _consistent(config, explicit_objective_temperature="temperature" in _get(data, "trainer.objective"))
+
+
+def _get(data: dict[str, Any], dotted: str) -> dict[str, Any]:
+    for part in dotted.split("."):
+        value = data.get(part)
+        data = value if isinstance(value, dict) else {}
+    return data
+
+
+def _consistent(config: RunConfig, *, explicit_objective_temperature: bool) -> RunConfig:
+    """The GRPO ratio compares against log-probs sampled at `policy.temperature`: the objective uses the same
+    temperature unless set explicitly, and a contradictory explicit setting is an error."""
+    objective = config.trainer.objective
+    if objective.temperature == config.policy.temperature:
+        return config
+    if explicit_objective_temperature:
+        raise SentinelError(
+            f"trainer.objective.temperature ({objective.temperature}) differs from policy.temperature "
+            f"({config.policy.temperature}); the rollout log-probs are taken at the policy's temperature, so set "
+            "only policy.temperature"
+        )
+    objective = msgspec.structs.replace(objective, temperature=config.policy.temperature)
+    trainer = msgspec.structs.replace(config.trainer, objective=objective)
+    return msgspec.structs.replace(config, trainer=trainer)
