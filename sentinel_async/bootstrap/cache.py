@@ -20,7 +20,14 @@ import anyio
 import msgspec
 
 from sentinel_async.bootstrap.config import BootstrapConfig, fingerprint
-from sentinel_async.bootstrap.demos import DemoSet, TaskSource, dialogue_text, generate_demos, tokenize_demos
+from sentinel_async.bootstrap.demos import (
+    DemoSet,
+    TaskSource,
+    dialogue_text,
+    generate_demos,
+    tokenize_demos,
+    turn_window_samples,
+)
 from sentinel_async.bootstrap.sft import SFTMetrics, train_sft
 from sentinel_async.tools.base import TaskSpec
 
@@ -160,9 +167,14 @@ def build(
     domain = RetailDomain()
     extra: Sequence[TaskSpec] = ()
     if config.demos.general_tasks:
-        if task_source is None:
-            from sentinel_async.agents.proposer import general_tasks as task_source
-        extra = task_source(domain, config.demos.general_tasks, config.demos.seed)
+        source = task_source
+        if source is None:
+            from sentinel_async.agents.proposer import general_tasks
+
+            source = general_tasks
+        if progress:
+            tqdm.write(f"bootstrap: generating {config.demos.general_tasks} verified general tasks for demonstrations")
+        extra = source(domain, config.demos.general_tasks, config.demos.seed)
     demos = _run_demos(domain, config, extra, progress)
     tools = domain.tool_schemas()
     tokenizer = train_tokenizer(
@@ -171,6 +183,8 @@ def build(
         style=config.prompt_style,
     )
     samples, cut = tokenize_demos(tokenizer, demos.conversations, tools, max_len=config.model.context)
+    if config.demos.turn_windows:
+        samples += [w for c in demos.conversations for w in turn_window_samples(tokenizer, c)]
     prefix, _ = render_ids(tokenizer, [{"role": "system", "content": domain.policy()}], tools)
     model = build_model(config.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=0)
     if progress:

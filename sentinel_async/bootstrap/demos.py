@@ -33,8 +33,10 @@ DEFAULT_INTENT_WEIGHTS: dict[str, float] = {"exchange": 0.3, "modify_items": 0.3
 """Why this mix: item swaps (exchange, modify_items) need variant grounding (read the product, copy the new
 item id), the failure the SENTINEL paper and the retail failure taxonomy find most; giving them about a third
 of the demonstrations leaves the bootstrap a clear, targeted weakness for the controller to find and the
-proposer to stress, while cancel/return/address/info tasks stay well covered. With 4 episodes per task the
-train split gives 190 episodes: exchange 20 episodes from 18 tasks, modify_items 23 from 20, return 80, cancel 46.
+proposer to stress, while cancel/return/address/info tasks stay well covered. The test split leans on exactly
+these intents (exchange or modify_items in 23 of its 40 tasks), so there is room to learn where it counts.
+With the `tiny` configuration (train split once + 600 general tasks once) the build keeps 517 episodes:
+exchange 25, modify_items 29, modify_payment 25, against return 99, cancel 73, modify_address 89, info 156.
 """
 
 TaskSource = Callable[[RetailDomain, int, int], list[TaskSpec]]
@@ -48,10 +50,16 @@ class DemoConfig(msgspec.Struct, frozen=True, kw_only=True):
     episodes_per_task: int = 4
     intent_weights: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_INTENT_WEIGHTS))
     general_tasks: int = 0
-    """Extra tasks from a `TaskSource` (the general generator), when one is given to the build."""
+    """Extra tasks from a `TaskSource` (default: the Proposer's general generator, never on test records)."""
+    episodes_per_general_task: int = 1
+    """Episodes per extra task (before intent weighting): many distinct tasks teach more than repeats."""
     ground_ids: bool = True
     max_tasks: int | None = None
     seed: int = 0
+    turn_windows: bool = False
+    """Also train on one short sample per assistant turn: that turn and the messages since the previous
+    assistant turn (no tool list; loss on that turn only). Few ids stand nearby, so copying one is learnt
+    before the model must pick it out of a whole episode full of similar ids."""
 
 
 class DemoSet(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,12 +89,18 @@ def task_weight(intents: Sequence[str], weights: dict[str, float]) -> float:
     return min((weights.get(kind, 1.0) for kind in intents), default=1.0)
 
 
-def plan_demos(tasks: Sequence[TaskSpec], domain: RetailDomain, config: DemoConfig) -> list[EpisodeJob]:
-    """Episodes per task by intent weight (stochastic rounding), each with a distinct seed."""
+def plan_demos(
+    tasks: Sequence[TaskSpec], domain: RetailDomain, config: DemoConfig, *, episodes_per_task: int | None = None
+) -> list[EpisodeJob]:
+    """Episodes per task by intent weight (stochastic rounding), each with a distinct seed.
+
+    `episodes_per_task` defaults to `config.episodes_per_task`.
+    """
     rng = random.Random(config.seed)
+    per_task = config.episodes_per_task if episodes_per_task is None else episodes_per_task
     jobs: list[EpisodeJob] = []
     for index, task in enumerate(tasks):
-        expected = task_weight(task_intents(task, domain), config.intent_weights) * config.episodes_per_task
+        expected = task_weight(task_intents(task, domain), config.intent_weights) * per_task
         count = int(expected) + int(rng.random() < expected - int(expected))
         for trial in range(count):
             seed = config.seed * 1_000_003 + index * 101 + trial
@@ -135,8 +149,11 @@ async def generate_demos(
     """Run the planned expert + user episodes and keep those that score 1."""
     from sentinel_async.tools.retail.evaluation import Evaluator
 
-    tasks = list(domain.tasks(config.split))[: config.max_tasks] + list(extra_tasks)
-    jobs = plan_demos(tasks, domain, config)
+    split_tasks = list(domain.tasks(config.split))[: config.max_tasks]
+    tasks = split_tasks + list(extra_tasks)
+    jobs = plan_demos(split_tasks, domain, config) + plan_demos(
+        extra_tasks, domain, config, episodes_per_task=config.episodes_per_general_task
+    )
     scripts = {task.id: derive_user_script(task, domain) for task in tasks}
 
     def make_policy(task: TaskSpec, seed: int) -> Any:
@@ -196,3 +213,51 @@ def tokenize_demos(
             ids, mask = ids[:max_len], mask[:max_len]
         samples.append(Sample(ids, mask))
     return samples, cut
+
+
+def turn_window_samples(tokenizer: Any, conversation: Sequence[ChatMessage], *, max_back: int = 3) -> list[Sample]:
+    """One sample per tool call whose arguments can all be read nearby: from the closest of the last `max_back`
+    assistant turns whose span shows every argument value, to the call, rendered without the tool list; the loss
+    mask covers the call only. A call that needs a value from further back is left out (its window would teach
+    making ids up)."""
+    from sentinel_async.bootstrap.tokenizer import render_ids
+
+    messages = to_template_messages(conversation)
+    assistant = [i for i, m in enumerate(conversation) if m.role == "assistant"]
+    samples: list[Sample] = []
+    for n, current in enumerate(assistant):
+        calls = conversation[current].tool_calls
+        values = [value for c in calls for value in _values(c.arguments)]
+        # the shortest window, from one of the last `max_back` assistant turns, that shows every value
+        for previous in reversed(assistant[max(0, n - max_back) : n]):
+            context = " ".join(_visible(m) for m in conversation[previous:current])
+            if calls and all(value in context for value in values):
+                ids, mask = render_ids(tokenizer, messages[previous : current + 1], None)
+                start, end = _last_run(mask)
+                samples.append(Sample(ids, [int(start <= i < end) for i in range(len(mask))]))
+                break
+    return samples
+
+
+def _visible(message: ChatMessage) -> str:
+    return " ".join([message.content, *(json.dumps(c.arguments) for c in message.tool_calls)])
+
+
+def _values(arguments: object) -> list[str]:
+    """The string leaves of a call's arguments (what the policy must copy)."""
+    if isinstance(arguments, dict):
+        return [v for value in arguments.values() for v in _values(value)]
+    if isinstance(arguments, list):
+        return [v for value in arguments for v in _values(value)]
+    return [str(arguments)] if isinstance(arguments, str) else []
+
+
+def _last_run(mask: Sequence[int]) -> tuple[int, int]:
+    """[start, end) of the last run of 1s in `mask`."""
+    end = len(mask)
+    while end > 0 and not mask[end - 1]:
+        end -= 1
+    start = end
+    while start > 0 and mask[start - 1]:
+        start -= 1
+    return start, end

@@ -23,10 +23,11 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 MODEL_SIZES: dict[str, ModelConfig] = {
+    "toy": ModelConfig(hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64),
     "tiny": ModelConfig(hidden=128, layers=4, heads=4, kv_heads=2, intermediate=384),
     "small": ModelConfig(hidden=256, layers=6, heads=4, kv_heads=2, intermediate=768),
 }
-"""Named sizes: `tiny` is about 1M parameters, `small` about 5M (with a ~2k vocabulary)."""
+"""Named sizes: `toy` (tests) about 50k parameters, `tiny` about 1M, `small` about 5M (with a ~2k vocabulary)."""
 
 
 def padded_vocab(vocab_size: int, multiple: int = 64) -> int:

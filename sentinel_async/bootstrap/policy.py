@@ -54,11 +54,19 @@ def bootstrap_policy(
     num_threads: int | None = None,
     seed: int = 0,
     policy_version: int = 0,
+    max_batch: int = 8,
 ) -> TokenPolicy:
-    """A `TokenPolicy` over a built `Bootstrap` (its model is shared, not copied)."""
+    """A `TokenPolicy` over a built `Bootstrap` (its model is shared, not copied); `max_batch` concurrent
+    requests are decoded together."""
     from sentinel_async.agents.clients.token_client import TransformersGenerator
 
-    generator = TransformersGenerator(bootstrap.model, num_threads=num_threads, seed=seed)
+    generator = TransformersGenerator(
+        bootstrap.model,
+        num_threads=num_threads,
+        seed=seed,
+        max_batch=max_batch,
+        pad_token_id=bootstrap.tokenizer.pad_token_id or 0,
+    )
     context = int(bootstrap.manifest.config.model.context)
     return TokenPolicy(
         bootstrap.tokenizer,

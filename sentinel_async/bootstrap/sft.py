@@ -31,6 +31,10 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_tokens: int = 16_384
     max_steps: int = 2_000
     max_minutes: float = 10.0
+    context_loss_weight: float = 0.0
+    """Weight of the next-token loss on non-assistant tokens (user turns, tool results), relative to 1 on the
+    assistant's. Tool results repeat ids many times over (a product's variants, an order's items), so a small
+    weight gives a tiny model far more copying practice than its own turns alone; it never samples them."""
     bf16: bool | None = None
     """bf16 autocast: None (auto) uses it only where the device computes bf16 natively."""
     seed: int = 0
@@ -76,8 +80,14 @@ def lr_factor(step: int, progress: float, config: SFTConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
 
 
-def masked_loss(model: Any, batch: Sequence[Sample], pad_id: int) -> tuple[Any, int]:
-    """Mean next-token cross-entropy over the assistant tokens of a right-padded batch, and their count."""
+def masked_loss(
+    model: Any, batch: Sequence[Sample], pad_id: int, *, context_weight: float = 0.0
+) -> tuple[Any, Any, int]:
+    """Next-token cross-entropy of a right-padded batch: (training loss, assistant-token loss, assistant tokens).
+
+    The training loss weighs assistant tokens 1 and every other real token `context_weight` (normalised by the
+    total weight); the assistant-token loss is the plain mean over assistant tokens (what the policy is for).
+    """
     import torch
 
     from sentinel_async.devices import model_device
@@ -85,19 +95,26 @@ def masked_loss(model: Any, batch: Sequence[Sample], pad_id: int) -> tuple[Any, 
     width = max(len(s.ids) for s in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.bool)
+    real = torch.zeros((len(batch), width), dtype=torch.bool)
     for row, sample in enumerate(batch):
         ids[row, : len(sample.ids)] = torch.tensor(sample.ids)
         mask[row, : len(sample.mask)] = torch.tensor(sample.mask, dtype=torch.bool)
+        real[row, : len(sample.ids)] = True
     device = model_device(model)
-    ids, mask = ids.to(device), mask.to(device)
+    ids, mask, real = ids.to(device), mask.to(device), real.to(device)
     logits = model(input_ids=ids).logits[:, :-1]
     targets = ids[:, 1:]
-    weights = mask[:, 1:]
-    count = int(weights.sum())
+    assistant = mask[:, 1:].reshape(-1).float()
+    count = int(assistant.sum())
     losses = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none"
     )
-    return (losses * weights.reshape(-1)).sum() / max(1, count), count
+    assistant_loss = (losses * assistant).sum() / max(1, count)
+    if context_weight <= 0:
+        return assistant_loss, assistant_loss, count
+    context = real[:, 1:].reshape(-1).float() * (1 - assistant)
+    weights = assistant + context_weight * context
+    return (losses * weights).sum() / weights.sum().clamp(min=1.0), assistant_loss, count
 
 
 def train_sft(
@@ -159,12 +176,14 @@ def train_sft(
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * factor
             with autocast(device, bf16):
-                loss, count = masked_loss(model, batch, pad_id)
+                loss, assistant_loss, count = masked_loss(
+                    model, batch, pad_id, context_weight=config.context_loss_weight
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
-            value = float(loss.detach())
+            value = float(assistant_loss.detach())
             history.append(value)
             if step % log_every == 0:
                 logged.append(round(value, 4))

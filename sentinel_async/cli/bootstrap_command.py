@@ -13,7 +13,7 @@ def register(commands: Any) -> None:
         help="build the bootstrap policy (tokenizer, small model, SFT on scripted demonstrations), cached",
         description="Build the supervised bootstrap policy once; later calls reuse the cached result.",
     )
-    parser.add_argument("--size", choices=["tiny", "small"], default="tiny", help="model size (default: tiny)")
+    parser.add_argument("--size", choices=["toy", "tiny", "small"], default="tiny", help="model size (default: tiny)")
     parser.add_argument("--minutes", type=float, default=None, help="training time budget (default: per size)")
     parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: $SENTINEL_CACHE/bootstrap)")
     parser.add_argument("--force", action="store_true", help="rebuild even when a cached result exists")
