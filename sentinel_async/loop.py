@@ -10,6 +10,8 @@ continues with no lost or repeated work.
 
 from __future__ import annotations
 
+import functools
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import anyio
 import msgspec
+from tqdm import tqdm
 
 from sentinel_async.agents.controller.service import Controller, ControllerConfig
 from sentinel_async.agents.episode import EpisodeOutcome
@@ -30,7 +33,7 @@ from sentinel_async.bus import subscribe
 from sentinel_async.errors import SentinelError
 from sentinel_async.events import EvaluationFinished, PolicyUpdated, RunStarted
 from sentinel_async.logs import get_logger
-from sentinel_async.policies import LoadedPolicy, load_policy
+from sentinel_async.policies import LoadedPolicy, load_policy, with_temperature
 from sentinel_async.run_config import RunConfig
 from sentinel_async.store import EventFilter, EventStore, SQLiteEventStore
 from sentinel_async.tools.base import Domain, TaskSpec
@@ -65,8 +68,11 @@ def evaluations(store: EventStore) -> dict[int, float]:
 class TrainingRun:
     """One run folder: its log, policy, trainer and agents."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, store: EventStore, loaded: LoadedPolicy) -> None:
+    def __init__(
+        self, config: RunConfig, run_dir: Path, store: EventStore, loaded: LoadedPolicy, *, progress: bool = False
+    ) -> None:
         self.config = config
+        self.progress = progress
         self.run_dir = run_dir
         self.store = store
         self.loaded = loaded
@@ -80,8 +86,13 @@ class TrainingRun:
             save_initial=loaded.version == 0,
             resume=loaded.version > 0,  # the optimizer state saved with that version's checkpoint
         )
+        batching = config.batching
+        if batching.group_size is None:
+            # Episodes land whole, one by one: without the expected size, a group's first finished episode would
+            # look like a complete group of one (and be dropped before its siblings arrive).
+            batching = msgspec.structs.replace(batching, group_size=config.rollout.group_size)
         self.solver = Solver(
-            store, self.trainer, config=SolverConfig(batching=config.batching), sync=InProcessSync(loaded.policy)
+            store, self.trainer, config=SolverConfig(batching=batching), sync=InProcessSync(loaded.policy)
         )
 
     def make_user(self, task: TaskSpec, seed: int) -> Any:
@@ -119,15 +130,25 @@ class TrainingRun:
             task_ids=[t.id for t in tasks],
             run_id=f"{self.config.run_id}-eval-v{version}",
         )
-        result = await evaluate(
-            eval_config,
-            self.domain,
-            self.store,
-            make_policy=lambda task, seed: self.loaded.policy,
-            make_user=self.make_user,
-            policy_version=version,
-            record_run=False,
-        )
+        policy = with_temperature(self.loaded.policy, settings.temperature)
+        with tqdm(
+            total=len(tasks) * settings.trials,
+            desc=f"evaluating v{version}",
+            unit="ep",
+            disable=not self.progress,
+            leave=False,
+            file=sys.stderr,
+        ) as bar:
+            result = await evaluate(
+                eval_config,
+                self.domain,
+                self.store,
+                make_policy=lambda task, seed: policy,
+                make_user=self.make_user,
+                policy_version=version,
+                on_done=lambda outcome: bar.update(1),
+                record_run=False,
+            )
         _log.info("evaluated", version=version, pass_1=result.report.pass_hat[1])
         return result.report.pass_hat[1]
 
@@ -216,9 +237,15 @@ def _run_in_own_loop(controller: Controller, store: EventStore, stop: threading.
 
 
 async def run_training(
-    config: RunConfig, run_dir: Path, *, resume: bool = False, on_done: Callable[[EpisodeOutcome], None] | None = None
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    on_done: Callable[[EpisodeOutcome], None] | None = None,
+    progress: bool = False,
 ) -> RunSummary:
-    """Run (or, with `resume`, continue) a training run in `run_dir` (created if needed)."""
+    """Run (or, with `resume`, continue) a training run in `run_dir` (created if needed); `progress` shows a bar
+    per evaluation (rollout progress is `on_done`'s)."""
     path = run_dir / "events.sqlite"
     with SQLiteEventStore(path) as store:
         started = [r.payload for r in store.read(filter=EventFilter.of(types=[RunStarted]))]
@@ -233,9 +260,17 @@ async def run_training(
         domain = get_domain(config.domain)
         await register_tasks(store, domain, domain.tasks("train"), "train")
         last = last_policy_update(store)
-        loaded = load_policy(config.policy, seed=config.seed, checkpoint=last.checkpoint if last else None,
-                             version=last.version if last else 0)  # fmt: skip
-        run = TrainingRun(config, run_dir, store, loaded)
+        # In a worker thread: the first use builds the bootstrap (minutes, with its own event loop for demos).
+        loaded = await anyio.to_thread.run_sync(
+            functools.partial(
+                load_policy,
+                config.policy,
+                seed=config.seed,
+                checkpoint=last.checkpoint if last else None,
+                version=last.version if last else 0,
+            )
+        )
+        run = TrainingRun(config, run_dir, store, loaded, progress=progress)
         await run.run(on_done or (lambda outcome: None))
         from sentinel_async.report import write_report
 

@@ -34,6 +34,20 @@ def _models(config: PolicyConfig, seed: int) -> tuple[Any, Any, Any]:
     return load_bootstrap_models(size=config.size, cache_dir=config.cache_dir)
 
 
+def resolve_device(name: str) -> Any:
+    """A `torch.device` from a configured name; "auto" is CUDA when available, else the CPU."""
+    import torch
+
+    from sentinel_async.errors import SentinelError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SentinelError(f"policy.device is {name!r} but torch sees no CUDA device; use policy.device=cpu")
+    return device
+
+
 def load_policy(config: PolicyConfig, *, seed: int, checkpoint: str | None = None, version: int = 0) -> LoadedPolicy:
     """The run's policy at `version`: from `checkpoint` (a full-model checkpoint folder) when resuming."""
     from transformers.utils import logging as transformers_logging
@@ -47,9 +61,38 @@ def load_policy(config: PolicyConfig, *, seed: int, checkpoint: str | None = Non
 
         rollout_model = AutoModelForCausalLM.from_pretrained(checkpoint)
         train_model = AutoModelForCausalLM.from_pretrained(checkpoint)
-    generator = TransformersGenerator(rollout_model, num_threads=config.num_threads, seed=seed, weights_version=version)
+    device = resolve_device(config.device)
+    rollout_model, train_model = rollout_model.to(device), train_model.to(device)
+    generator = TransformersGenerator(
+        rollout_model,
+        num_threads=config.num_threads,
+        seed=seed,
+        weights_version=version,
+        max_batch=config.max_batch,
+        pad_token_id=tokenizer.pad_token_id or 0,
+    )
     # No per-request seed: the generator draws one per call from its own seeded stream, so a group's episodes
     # explore differently while the run stays reproducible.
     sampling = SamplingParams(max_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
     policy = TokenPolicy(tokenizer, generator, sampling=sampling, policy_version=version)
     return LoadedPolicy(tokenizer=tokenizer, policy=policy, train_model=train_model, version=version)
+
+
+def with_temperature(policy: Any, temperature: float | None) -> Any:
+    """`policy` (a `TokenPolicy`) sampling at `temperature` instead: a view on the same generator and weights.
+
+    None, or the policy's own temperature, returns `policy` itself.
+    """
+    from sentinel_async.agents.clients import TokenPolicy
+
+    if temperature is None or temperature == policy.sampling.temperature:
+        return policy
+    sampling = msgspec.structs.replace(policy.sampling, temperature=temperature)
+    return TokenPolicy(
+        policy.tokenizer,
+        policy.generator,
+        sampling=sampling,
+        validate_tools=policy.validate_tools,
+        policy_version=policy.policy_version,
+        chat_template_kwargs=policy.chat_template_kwargs,
+    )

@@ -27,7 +27,7 @@ class RolloutConfig(msgspec.Struct, frozen=True, kw_only=True):
     rounds: int = 4
     tasks_per_round: int = 4
     group_size: int = 4
-    concurrency: int = 4
+    concurrency: int = 8
     seed: int = 0
     max_steps: int = 40
     max_errors: int = 10

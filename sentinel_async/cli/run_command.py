@@ -89,7 +89,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         bar.set_postfix(success=f"{successes}/{bar.n or 1}")
 
     try:
-        summary = anyio.run(lambda: run_training(config, run_dir, resume=args.resume, on_done=on_done))
+        summary = anyio.run(
+            lambda: run_training(config, run_dir, resume=args.resume, on_done=on_done, progress=not args.no_progress)
+        )
     except KeyboardInterrupt:
         bar.close()
         print(f"stopped; continue with: sentinel run --run-dir {run_dir} --resume", file=sys.stderr)
