@@ -63,18 +63,21 @@ def generation_speed(bootstrap: Any, prompt_ids: list[int], new_tokens: int = 12
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", choices=["tiny", "small"], default="tiny")
+    parser.add_argument("--size", choices=["toy", "tiny", "small"], default="tiny")
     parser.add_argument("--minutes", type=float, default=None)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tasks", type=int, default=None, help="only the first N test tasks")
     parser.add_argument("--temperature", type=float, default=0.0)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch-tokens", type=int, default=None, help="override the SFT token budget per step")
     parser.add_argument("--general-tasks", type=int, default=None, help="override the general-task demonstrations")
     parser.add_argument("--episodes-per-task", type=int, default=None, help="override demonstrations per task")
     parser.add_argument("--lr", type=float, default=None, help="override the SFT learning rate")
+    parser.add_argument("--general-episodes", type=int, default=None, help="override episodes per general task")
+    parser.add_argument("--context-weight", type=float, default=None, help="override the SFT context loss weight")
+    parser.add_argument("--turn-windows", action="store_true", help="also train on per-turn windows")
     args = parser.parse_args()
 
     import msgspec
@@ -98,9 +101,16 @@ def main() -> None:
         demos = msgspec.structs.replace(demos, general_tasks=args.general_tasks)
     if args.episodes_per_task is not None:
         demos = msgspec.structs.replace(demos, episodes_per_task=args.episodes_per_task)
+    if args.general_episodes is not None:
+        demos = msgspec.structs.replace(demos, episodes_per_general_task=args.general_episodes)
+    if args.turn_windows:
+        demos = msgspec.structs.replace(demos, turn_windows=True)
     config = msgspec.structs.replace(config, demos=demos)
     if args.lr is not None:
         config = msgspec.structs.replace(config, sft=msgspec.structs.replace(config.sft, lr=args.lr))
+    if args.context_weight is not None:
+        sft = msgspec.structs.replace(config.sft, context_loss_weight=args.context_weight)
+        config = msgspec.structs.replace(config, sft=sft)
     bootstrap = load_or_build(config, cache_dir=args.cache, force=args.force)
     print(format_manifest(bootstrap.manifest, bootstrap.path))
     domain = RetailDomain()

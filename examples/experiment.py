@@ -22,12 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 ARMS = {"sentinel": "targeted", "general": "general", "train-only": "off"}
+BASELINE = "bootstrap"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,83 +43,84 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=4, help="trials per test task (pass^1..pass^trials)")
     parser.add_argument("--eval-tasks", type=int, default=None, help="only the first N test tasks")
     parser.add_argument("--size", default="tiny", help="bootstrap size")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (each on one torch thread)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="extra run-configuration overrides, e.g. trainer.lr=2e-5")  # fmt: skip
     return parser.parse_args(argv)
 
 
-def run_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
+def run_config(args: argparse.Namespace, arm: str, seed: int) -> dict[str, Any]:
+    """The overrides of one run; the baseline is a run with no rounds (it only evaluates the bootstrap)."""
     from sentinel_async.cli.run_command import parse_overrides
-    from sentinel_async.run_config import load_run_config
 
     overrides: dict[str, Any] = {
         "run_id": f"{arm}-s{seed}",
         "seed": seed,
         "policy.size": args.size,
-        "proposer.mode": ARMS[arm],
-        "rollout.rounds": args.rounds,
+        "policy.num_threads": 1,
+        "rollout.rounds": 0 if arm == BASELINE else args.rounds,
         "rollout.tasks_per_round": args.tasks_per_round,
         "rollout.group_size": args.group_size,
         "rollout.seed": seed,
-        "pool.proposed_ratio": 0.0 if arm == "train-only" else 0.5,
-        "evaluation.initial": False,
+        "proposer.mode": ARMS.get(arm, "off"),
+        "pool.proposed_ratio": 0.0 if arm in ("train-only", BASELINE) else 0.5,
+        "evaluation.initial": arm == BASELINE,
         "evaluation.every": 1_000_000,  # only the final policy is evaluated
         "evaluation.trials": args.trials,
         "evaluation.max_tasks": args.eval_tasks,
     }
     overrides.update(parse_overrides(args.overrides))
-    return load_run_config(None, overrides)
+    return overrides
 
 
-async def baseline(args: argparse.Namespace) -> Path:
-    """Evaluate the bootstrap policy once (k trials per task) into `<out>/baseline/events.sqlite`."""
-    from sentinel_async.agents.evaluation import EvalConfig, evaluate
-    from sentinel_async.agents.scripted import ScriptCache, ScriptedUser
+def finished(log: Path) -> bool:
+    """Whether a run's log holds its final evaluation (the run is then reused, not repeated)."""
     from sentinel_async.analysis import evaluations_in
-    from sentinel_async.policies import load_policy
-    from sentinel_async.run_config import PolicyConfig
-    from sentinel_async.store import SQLiteEventStore
-    from sentinel_async.tools.retail import RetailDomain
-
-    path = args.out / "baseline" / "events.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with SQLiteEventStore(path) as store:
-        if evaluations_in(store):
-            return path
-        domain = RetailDomain()
-        loaded = load_policy(PolicyConfig(size=args.size), seed=0)
-        scripts = ScriptCache(domain)
-        tasks = domain.tasks("test")[: args.eval_tasks]
-        config = EvalConfig(split="test", trials=args.trials, concurrency=4, max_steps=40,
-                            task_ids=[t.id for t in tasks], run_id="baseline")  # fmt: skip
-        await evaluate(
-            config,
-            domain,
-            store,
-            make_policy=lambda task, seed: loaded.policy,
-            make_user=lambda task, seed: ScriptedUser(scripts.get(task), seed=seed),
-        )
-    return path
-
-
-async def arm_run(args: argparse.Namespace, arm: str, seed: int) -> Path:
-    """One training run (reused when its final evaluation is already in the log)."""
-    from sentinel_async.analysis import evaluations_in
-    from sentinel_async.loop import run_training
     from sentinel_async.store import SQLiteEventStore
 
-    run_dir = args.out / f"{arm}-s{seed}"
-    log = run_dir / "events.sqlite"
-    if log.exists():
-        with SQLiteEventStore(log, read_only=True) as store:
-            if evaluations_in(store):
-                return log
-    await run_training(run_config(args, arm, seed), run_dir, resume=log.exists())
-    return log
+    if not log.exists():
+        return False
+    with SQLiteEventStore(log, read_only=True) as store:
+        return bool(evaluations_in(store))
+
+
+async def run_all(args: argparse.Namespace, runs: list[tuple[str, int]]) -> dict[tuple[str, int], Path]:
+    """Each (arm, seed) as its own `sentinel run` process, `--jobs` at a time; `--resume` after an interruption."""
+    import anyio
+
+    limiter = anyio.CapacityLimiter(max(1, args.jobs))
+    logs: dict[tuple[str, int], Path] = {}
+    started = time.monotonic()
+
+    async def one(arm: str, seed: int) -> None:
+        run_dir = args.out / f"{arm}-s{seed}"
+        log = run_dir / "events.sqlite"
+        logs[(arm, seed)] = log
+        if finished(log):
+            print(f"{arm} seed {seed}: reused {run_dir}", flush=True)
+            return
+        async with limiter:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "overrides.json").write_text(json.dumps(run_config(args, arm, seed), indent=1))
+            command = [sys.executable, "-m", "sentinel_async", "run", "--run-dir", str(run_dir), "--no-progress"]
+            command += [f"--set={key}={json.dumps(value)}" for key, value in run_config(args, arm, seed).items()]
+            if log.exists():
+                command.append("--resume")
+            print(f"{arm} seed {seed}: running ({time.monotonic() - started:.0f} s in)", flush=True)
+            with (run_dir / "run.log").open("ab") as output:
+                process = await anyio.run_process(command, stdout=output, stderr=output, check=False)
+            if process.returncode != 0:
+                raise SystemExit(f"{arm} seed {seed} failed (exit {process.returncode}); see {run_dir / 'run.log'}")
+            print(f"{arm} seed {seed}: done ({time.monotonic() - started:.0f} s in)", flush=True)
+
+    async with anyio.create_task_group() as group:
+        for arm, seed in runs:
+            group.start_soon(one, arm, seed)
+    return logs
 
 
 def final_rewards(log: Path) -> tuple[dict[str, list[float]], list[str], dict[str, float]]:
-    """(rewards per task, episode ids, metrics) of the last evaluation in a log."""
+    """(rewards per task, episode ids, training metrics) of the last evaluation in a log."""
     from sentinel_async.analysis import evaluations_in, task_rewards
     from sentinel_async.store import SQLiteEventStore
 
@@ -214,20 +217,19 @@ async def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"baseline: evaluating the bootstrap policy ({args.trials} trials per test task)", flush=True)
-    base_log = await baseline(args)
+    base_log = (await run_all(args, [(BASELINE, 0)]))[(BASELINE, 0)]
+    logs = await run_all(args, [(arm, seed) for arm in args.arms for seed in args.seeds])
     base_rewards, base_ids, _ = final_rewards(base_log)
     runs: dict[str, list[dict[str, list[float]]]] = {}
     run_metrics: dict[str, list[dict[str, float]]] = {}
-    cats: dict[str, Counter[str]] = {"bootstrap": await categories(base_log, base_ids)}
+    cats: dict[str, Counter[str]] = {BASELINE: await categories(base_log, base_ids)}
     for arm in args.arms:
         cats[arm] = Counter()
         for seed in args.seeds:
-            print(f"{arm} seed {seed}: training ({time.monotonic() - started:.0f} s so far)", flush=True)
-            log = await arm_run(args, arm, seed)
-            rewards, ids, metrics = final_rewards(log)
+            rewards, ids, seed_metrics = final_rewards(logs[(arm, seed)])
             runs.setdefault(arm, []).append(rewards)
-            run_metrics.setdefault(arm, []).append(metrics)
-            cats[arm] += await categories(log, ids)
+            run_metrics.setdefault(arm, []).append(seed_metrics)
+            cats[arm] += await categories(logs[(arm, seed)], ids)
 
     ks = range(1, args.trials + 1)
     table: dict[str, dict[int, Interval]] = {"bootstrap": {k: pass_hat_ci([base_rewards], k) for k in ks}}
@@ -249,8 +251,8 @@ async def main(argv: list[str] | None = None) -> int:
     lines += [f"| {name} | " + " | ".join(by_k[k].format() for k in ks) + " |" for name, by_k in deltas.items()]
     lines += ["", "## Training (mean over seeds)", "", "| arm | episodes | train reward | updates | proposed |",
               "| --- | --- | --- | --- | --- |"]  # fmt: skip
-    for arm, metrics in run_metrics.items():
-        mean = {key: sum(m[key] for m in metrics) / len(metrics) for key in metrics[0]}
+    for arm, per_seed in run_metrics.items():
+        mean = {key: sum(m[key] for m in per_seed) / len(per_seed) for key in per_seed[0]}
         lines.append(f"| {arm} | {mean['train_episodes']:.0f} | {mean['train_reward']:.3f} | "
                      f"{mean['policy_updates']:.1f} | {mean['proposed_tasks']:.1f} |")  # fmt: skip
     share = {name: shares(counts) for name, counts in cats.items()}
