@@ -24,7 +24,8 @@ async def throughput(generator: object, prompts: list[list[int]], max_tokens: in
     async def one(index: int) -> None:
         nonlocal produced
         params = SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=index)
-        produced += len((await generator.generate(prompts[index], params)).token_ids)
+        result = await generator.generate(prompts[index], params)
+        produced += len(result.token_ids)
 
     start = time.perf_counter()
     async with anyio.create_task_group() as group:
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--min-prompt", type=int, default=600)
+    parser.add_argument("--max-prompt", type=int, default=3000)
     args = parser.parse_args()
 
     import torch
@@ -50,8 +53,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = build_model(MODEL_SIZES[args.size], 2048)
     rng = random.Random(0)
-    # prompts like a retail episode's turns: 600 to 3,000 tokens
-    prompts = [[rng.randrange(3, 2000) for _ in range(rng.randrange(600, 3000))] for _ in range(args.requests)]
+    # by default, prompts like a retail episode's turns: 600 to 3,000 tokens
+    lengths = [rng.randrange(args.min_prompt, args.max_prompt + 1) for _ in range(args.requests)]
+    prompts = [[rng.randrange(3, 2000) for _ in range(n)] for n in lengths]
     # no stop ids: every request generates max_tokens, so both modes produce the same token count
     rates = {}
     for batch in (1, args.batch):
@@ -61,7 +65,8 @@ def main() -> None:
         mean = sum(sizes) / len(sizes) if sizes else 1.0
         print(f"max_batch={batch}: {rates[batch]:.0f} generated tok/s ({produced} tokens, mean batch {mean:.1f})")
     print(f"batched / one-at-a-time = {rates[args.batch] / rates[1]:.2f}x "
-          f"({args.requests} concurrent requests, {args.size}, {torch.get_num_threads()} thread(s))")  # fmt: skip
+          f"({args.requests} concurrent requests, prompts {args.min_prompt}-{args.max_prompt} tokens, {args.size}, "
+          f"{torch.get_num_threads()} thread(s))")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ class PolicyConfig(msgspec.Struct, frozen=True, kw_only=True):
     cache_dir: str | None = None
     device: str = "cpu"
     """Where the rollout and training models live: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when present)."""
-    max_batch: int = 8
-    """Concurrent generation requests decoded together (in-process generator); 1 decodes one at a time."""
+    max_batch: int = 1
+    """Concurrent generation requests decoded together (in-process generator); 1 decodes one at a time.
+    Batching pays on short prompts (3.3x at 100-400 tokens) but not at retail lengths (0.62x at 600-3,000 tokens:
+    padding and per-row attention dominate on a CPU): `benchmarks/bench_generation.py`."""
 
 
 class ProposerSettings(msgspec.Struct, frozen=True, kw_only=True):

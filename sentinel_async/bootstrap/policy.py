@@ -54,7 +54,7 @@ def bootstrap_policy(
     num_threads: int | None = None,
     seed: int = 0,
     policy_version: int = 0,
-    max_batch: int = 8,
+    max_batch: int = 1,
 ) -> TokenPolicy:
     """A `TokenPolicy` over a built `Bootstrap` (its model is shared, not copied); `max_batch` concurrent
     requests are decoded together."""
