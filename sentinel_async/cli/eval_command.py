@@ -220,15 +220,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 async def _failure_categories(config: EvalConfig, log: Path) -> Counter[str]:
     """The deterministic Controller's category of each failed episode of the evaluation (nothing recorded)."""
-    from sentinel_async.analysis import failure_categories
-    from sentinel_async.events import EpisodeFinished
-    from sentinel_async.store import EventFilter
+    from sentinel_async.analysis import evaluations_in, failure_categories
 
-    domain = get_domain(config.domain)
     with SQLiteEventStore(log, read_only=True) as store:
-        ids = [
-            r.payload.episode_id
-            for r in store.read(filter=EventFilter.of(types=[EpisodeFinished]))
-            if isinstance(r.payload, EpisodeFinished)
-        ]
-        return await failure_categories(store, domain, ids)
+        episode_ids = [e for evaluation in evaluations_in(store) for e in evaluation.episode_ids]
+        return await failure_categories(store, get_domain(config.domain), episode_ids)
