@@ -70,6 +70,7 @@ def load_policy(config: PolicyConfig, *, seed: int, checkpoint: str | None = Non
         weights_version=version,
         max_batch=config.max_batch,
         pad_token_id=tokenizer.pad_token_id or 0,
+        prefix_cache=config.prefix_cache,
     )
     # No per-request seed: the generator draws one per call from its own seeded stream, so a group's episodes
     # explore differently while the run stays reproducible.

@@ -35,6 +35,9 @@ class PolicyConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Concurrent generation requests decoded together (in-process generator); 1 decodes one at a time.
     Batching pays on short prompts (3.3x at 100-400 tokens) but not at retail lengths (0.62x at 600-3,000 tokens:
     padding and per-row attention dominate on a CPU): `benchmarks/bench_generation.py`."""
+    prefix_cache: int = 16
+    """KV caches kept from recent generations (one-at-a-time decoding): the next turn of a conversation then
+    prefills only its new messages instead of the whole conversation; 0 turns reuse off."""
 
 
 class ProposerSettings(msgspec.Struct, frozen=True, kw_only=True):

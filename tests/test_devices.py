@@ -1,4 +1,4 @@
-"""Device helpers: bf16 only where the hardware has it, tensors follow the model's device."""
+"""Device helpers: bf16 autocast only on a GPU unless asked for, tensors follow the model's device."""
 
 from __future__ import annotations
 
@@ -17,20 +17,9 @@ def test_an_explicit_bf16_setting_wins() -> None:
     assert devices.use_bf16(False, cpu) is False
 
 
-def test_auto_bf16_on_the_cpu_follows_its_instruction_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
-    assert devices.use_bf16(None, cpu) is False
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
-    assert devices.use_bf16(None, cpu) is True
-
-
-def test_cpu_flags_are_read_from_cpuinfo() -> None:
-    from pathlib import Path
-
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    expected = "avx512_bf16" in flags.split() or "amx_bf16" in flags.split()
-    assert devices.cpu_has_native_bf16() is expected
+def test_auto_bf16_is_off_on_the_cpu() -> None:
+    # measured: fp32 trains faster than autocast bf16 on the CPUs we have (see sentinel_async.devices)
+    assert devices.use_bf16(None, torch.device("cpu")) is False
 
 
 def test_model_device_and_autocast() -> None:

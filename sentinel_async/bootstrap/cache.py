@@ -181,6 +181,7 @@ def build(
         retail_corpus(domain, (dialogue_text(c) for c in demos.conversations)),
         vocab_size=config.vocab_size,
         style=config.prompt_style,
+        digit_group=config.digit_group,
     )
     samples, cut = tokenize_demos(tokenizer, demos.conversations, tools, max_len=config.model.context)
     if config.demos.turn_windows:

@@ -23,7 +23,9 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Tokenizer, model, demonstrations and training of one bootstrap policy."""
 
     size: str = "tiny"
-    vocab_size: int = 2048
+    vocab_size: int = 4096
+    digit_group: int = 3
+    """Digits per token in ids and numbers (see `sentinel_async.bootstrap.tokenizer`)."""
     prompt_style: PromptStyle = "compact"
     model: ModelConfig = msgspec.field(default_factory=lambda: MODEL_SIZES["tiny"])
     demos: DemoConfig = msgspec.field(default_factory=DemoConfig)
@@ -39,12 +41,11 @@ NAMED: dict[str, BootstrapConfig] = {
         demos=DemoConfig(episodes_per_task=1, max_tasks=4),
         sft=SFTConfig(lr=3e-3, warmup_steps=1, batch_tokens=4096, max_steps=4, max_minutes=1.0),
     ),
-    # The best measured so far on 2 AVX2 cores (issue 6): 1,498 steps in 35 min, assistant loss 6.85 -> 0.505.
     "tiny": BootstrapConfig(
         size="tiny",
         model=MODEL_SIZES["tiny"],
-        demos=DemoConfig(episodes_per_task=1, general_tasks=600, turn_windows=True),
-        sft=SFTConfig(lr=3e-3, warmup_steps=10, batch_tokens=4096, max_minutes=35.0, context_loss_weight=0.5),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500),
+        sft=SFTConfig(lr=3e-3, warmup_steps=20, batch_tokens=8192, max_steps=100_000, max_minutes=25.0),
     ),
     "small": BootstrapConfig(
         size="small",

@@ -16,7 +16,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -25,6 +25,7 @@ from sentinel_async.agents.episode import EpisodeRunner
 from sentinel_async.agents.protocols import PolicyTurn
 from sentinel_async.agents.rollout import EpisodeJob, run_episodes
 from sentinel_async.agents.scripted import ScriptedExpert, ScriptedUser, derive_user_script
+from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
 from sentinel_async.messages import ChatMessage, ToolCall
 from sentinel_async.tools.base import Split, TaskSpec
 from sentinel_async.tools.retail import RetailDomain
@@ -53,6 +54,9 @@ class DemoConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Extra tasks from a `TaskSource` (default: the Proposer's general generator, never on test records)."""
     episodes_per_general_task: int = 1
     """Episodes per extra task (before intent weighting): many distinct tasks teach more than repeats."""
+    expert: Literal["dialogue", "gold"] = "dialogue"
+    """`dialogue`: `DialogueExpert`, every value it writes read off the conversation (what a model can imitate);
+    `gold`: `ScriptedExpert`, which calls the gold actions directly (optionally grounded by `ground_ids`)."""
     ground_ids: bool = True
     max_tasks: int | None = None
     seed: int = 0
@@ -158,6 +162,8 @@ async def generate_demos(
 
     def make_policy(task: TaskSpec, seed: int) -> Any:
         script = scripts[task.id]
+        if config.expert == "dialogue":
+            return DialogueExpert(task, domain, script=script)
         expert = ScriptedExpert(task, domain, script=script)
         return GroundedExpert(expert, script.identity.user_id) if config.ground_ids else expert
 

@@ -55,9 +55,10 @@ def bootstrap_policy(
     seed: int = 0,
     policy_version: int = 0,
     max_batch: int = 1,
+    prefix_cache: int = 16,
 ) -> TokenPolicy:
     """A `TokenPolicy` over a built `Bootstrap` (its model is shared, not copied); `max_batch` concurrent
-    requests are decoded together."""
+    requests are decoded together; `prefix_cache` recent generations' KV caches are reused by the next turn."""
     from sentinel_async.agents.clients.token_client import TransformersGenerator
 
     generator = TransformersGenerator(
@@ -66,6 +67,7 @@ def bootstrap_policy(
         seed=seed,
         max_batch=max_batch,
         pad_token_id=bootstrap.tokenizer.pad_token_id or 0,
+        prefix_cache=prefix_cache,
     )
     context = int(bootstrap.manifest.config.model.context)
     return TokenPolicy(

@@ -3,8 +3,8 @@
 Batches are built by length bucketing (sorted by length, filled up to a token budget, right-padded, shuffled
 per epoch). Right padding needs no attention mask under causal attention (real tokens never see the padding
 to their right), which keeps SDPA on its fast causal path. AdamW, linear warm-up then cosine decay over the
-step budget or the time budget (whichever is nearer), bf16 autocast where the hardware has it natively
-(`bf16=None`, the default: see `sentinel_async.devices`), gradient clipping, tqdm. Runs on the model's device.
+step budget or the time budget (whichever is nearer), bf16 autocast on a GPU (fp32 on the CPU, where it is faster:
+see `sentinel_async.devices`), gradient clipping, tqdm. Runs on the model's device.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     assistant's. Tool results repeat ids many times over (a product's variants, an order's items), so a small
     weight gives a tiny model far more copying practice than its own turns alone; it never samples them."""
     bf16: bool | None = None
-    """bf16 autocast: None (auto) uses it only where the device computes bf16 natively."""
+    """bf16 autocast: None (auto) uses it on a CUDA device with bf16 only."""
     seed: int = 0
 
 

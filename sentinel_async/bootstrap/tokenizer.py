@@ -1,7 +1,10 @@
 """The bootstrap tokenizer: a byte-level BPE trained on retail text, with a Qwen-style chat template.
 
-Digits are split one per token (ids are then copied digit by digit, which a small model learns); the corpus is
-the retail database, the tool schemas, the domain policy and rendered demonstration dialogues.
+Runs of digits are cut into fixed groups (`digit_group` digits, from the left), each group one token: a
+10-digit item id is then 4 tokens that rarely repeat within a conversation, so a small model can copy an id by
+finding the token it just wrote earlier in the context and writing what followed it (an induction head),
+which digit-by-digit ids (every token one of ten) do not allow. The corpus is the retail database, the tool
+schemas, the domain policy and rendered demonstration dialogues.
 
 The chat template is Qwen's layout (`<|im_start|>role\\n...<|im_end|>`, `<tools>`, `<tool_call>{json}</tool_call>`,
 tool results as `<tool_response>` in a user turn, `{% generation %}` markers for `return_assistant_tokens_mask`).
@@ -117,18 +120,22 @@ def train_tokenizer(
     vocab_size: int = 2048,
     style: PromptStyle = "compact",
     system_prompt: str = COMPACT_SYSTEM_PROMPT,
+    digit_group: int = 1,
 ) -> Any:
-    """Train the BPE (digits split one per token) and wrap it as a `PreTrainedTokenizerFast` with the template.
+    """Train the BPE and wrap it as a `PreTrainedTokenizerFast` with the template.
 
-    `eos_token` is `<|im_end|>` and `pad_token` `<|endoftext|>`, as in Qwen instruct models.
+    Runs of digits are cut into groups of `digit_group` from the left ("9523456873" -> "952", "345", "687",
+    "3" with 3), and every group of up to that many digits is a token of its own. `eos_token` is `<|im_end|>`
+    and `pad_token` `<|endoftext|>`, as in Qwen instruct models.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if not 1 <= digit_group <= 4:
+        raise ValueError(f"digit_group must be 1-4, not {digit_group}")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    digits = pre_tokenizers.Split(Regex(rf"[0-9]{{1,{digit_group}}}"), behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Sequence([digits, pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -137,6 +144,7 @@ def train_tokenizer(
         show_progress=False,
     )
     texts = [corpus] if isinstance(corpus, str) else list(corpus)
+    texts += [" ".join(_digit_groups(digit_group))] * 4  # every group is frequent enough to be merged
     tok.train_from_iterator(texts, trainer=trainer)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in MARKUP_TOKENS])
     tokenizer_cls: Any = PreTrainedTokenizerFast
@@ -146,6 +154,11 @@ def train_tokenizer(
         pad_token="<|endoftext|>",
         chat_template=chat_template(style, system_prompt),
     )
+
+
+def _digit_groups(size: int) -> list[str]:
+    """Every digit string of length 2..size (single digits are in the byte alphabet)."""
+    return [str(n).zfill(width) for width in range(2, size + 1) for n in range(10**width)]
 
 
 def save_tokenizer(tokenizer: Any, path: Path) -> None:

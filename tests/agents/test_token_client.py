@@ -263,3 +263,34 @@ async def test_a_failed_batch_fails_every_request_in_it(tokenizer: Any, tiny_mod
         await _concurrently(generator, [(ok, params), (too_long, params)])
     assert len(caught.value.exceptions) >= 1
     assert all(isinstance(e, IndexError) for e in caught.value.exceptions)
+
+
+async def test_a_prompt_extending_an_earlier_generation_reuses_its_cache(tokenizer: Any, tiny_model: Any) -> None:
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(tiny_model)
+    params = SamplingParams(max_tokens=6, temperature=0.7, seed=5)
+    cached = TransformersGenerator(model, num_threads=1, prefix_cache=4)
+    plain = TransformersGenerator(model, num_threads=1)
+    prompt = tokenizer.encode("Hi! I want to cancel an order.", add_special_tokens=False)
+    first = await cached.generate(prompt, params)
+    follow_up = prompt + first.token_ids + tokenizer.encode(" The order id is #W2378156.", add_special_tokens=False)
+    second = await cached.generate(follow_up, params)
+    assert cached.prefix_cache.hits == 1
+    assert cached.prefix_cache.reused_tokens >= len(prompt)
+    expected = await plain.generate(follow_up, params)
+    assert second.token_ids == expected.token_ids
+    assert second.logprobs == pytest.approx(expected.logprobs, abs=1e-4)
+    assert second.logprobs == pytest.approx(forward_logprobs(model, follow_up, second.token_ids, 0.7), abs=1e-4)
+
+    # a prompt that only shares part of a cached one does not use it, and new weights drop every cache
+    await cached.generate(tokenizer.encode("Hello.", add_special_tokens=False), params)
+    assert cached.prefix_cache.hits == 1
+    assert len(cached.prefix_cache) > 0
+    await cached.update_weights({k: v + 0.01 * torch.randn_like(v) for k, v in model.state_dict().items()}, 1)
+    assert len(cached.prefix_cache) == 0
+    third = await cached.generate(follow_up, params)
+    assert cached.prefix_cache.hits == 1
+    assert third.logprobs == pytest.approx(forward_logprobs(model, follow_up, third.token_ids, 0.7), abs=1e-4)

@@ -19,6 +19,7 @@ import msgspec
 
 from sentinel_async.agents.clients._http import ClientConfig, HttpTransport, SleepFn
 from sentinel_async.agents.clients.errors import MalformedResponseError
+from sentinel_async.agents.clients.prefix_cache import PrefixCache
 from sentinel_async.agents.clients.qwen_format import new_call_id, parse_qwen_output
 from sentinel_async.agents.clients.wire import CompletionChoice, CompletionResponse, ModelList
 from sentinel_async.agents.protocols import PolicyTurn
@@ -209,6 +210,7 @@ class TransformersGenerator:
         weights_version: int = 0,
         max_batch: int = 1,
         pad_token_id: int = 0,
+        prefix_cache: int = 0,
     ) -> None:
         import torch
 
@@ -223,6 +225,9 @@ class TransformersGenerator:
         self.pad_token_id = pad_token_id
         self.batch_sizes: list[int] = []
         """The size of every batch decoded so far (batched mode): how much concurrency was shared."""
+        self.prefix_cache = PrefixCache(prefix_cache)
+        """KV caches of the last `prefix_cache` one-at-a-time generations: a prompt that extends one of them
+        prefills only its new tokens (see `sentinel_async.agents.clients.prefix_cache`)."""
         self._rng = random.Random(seed)
         self._lock = anyio.Lock()
         self._waiting: list[_Request] = []
@@ -265,6 +270,7 @@ class TransformersGenerator:
         """Load new weights (`load_state_dict`, strict) once in-flight generation finishes."""
         async with self._lock:
             await anyio.to_thread.run_sync(self.model.load_state_dict, state_dict)
+            self.prefix_cache.clear()  # computed with the old weights
             self.weights_version = version
 
     def _generate(self, prompt_ids: list[int], params: SamplingParams, seed: int) -> tuple[list[int], list[float], str]:
@@ -275,17 +281,28 @@ class TransformersGenerator:
         stop = set(params.stop_token_ids)
         ids: list[int] = []
         logprobs: list[float] = []
+        finish = "length"
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+            reused = self.prefix_cache.take(prompt_ids)
+            if reused is None:
+                out = self.model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+            else:
+                covered, cache = reused
+                rest = torch.tensor([prompt_ids[covered:]], device=device)
+                out = self.model(input_ids=rest, cache=cache, use_cache=True)
             for _ in range(params.max_tokens):
                 token, logprob = self._sample(out.logits[0, -1].float(), params, gen)
                 ids.append(token)
                 logprobs.append(logprob)
                 if token in stop:
-                    return ids, logprobs, "stop"
+                    finish = "stop"
+                    break
                 step = torch.tensor([[token]], device=device)
                 out = self.model(input_ids=step, cache=out.cache, use_cache=True)
-        return ids, logprobs, "length"
+        fed = prompt_ids + (ids[:-1] if finish == "stop" else ids)  # a stop token is sampled, never fed
+        if _cache_length(out.cache) == len(fed):
+            self.prefix_cache.put(fed, out.cache)
+        return ids, logprobs, finish
 
     def _generate_batch(self, batch: list[_Request]) -> list[tuple[list[int], list[float], str]]:
         """Decode `batch` together: left-padded prefill, then one step per token for every unfinished row."""
@@ -348,6 +365,12 @@ class TransformersGenerator:
             logp = torch.log_softmax(logp.masked_fill(mask, float("-inf")), dim=-1)
         token = int(torch.multinomial(logp.exp(), 1, generator=gen))
         return token, float(logp[token] if self.logprobs_mode == "processed" else raw[token])
+
+
+def _cache_length(cache: Any) -> int:
+    """How many tokens a KV cache holds (-1 when it cannot tell)."""
+    length = getattr(cache, "get_seq_length", None)
+    return int(length()) if callable(length) else -1
 
 
 class _Request:

@@ -1,0 +1,120 @@
+"""The dialogue expert solves retail tasks with the scripted user, and every value it writes was said before."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from sentinel_async.agents.episode import EpisodeOutcome, EpisodeRunner
+from sentinel_async.agents.scripted import ScriptedUser, derive_user_script
+from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert, confirmation, write_call
+from sentinel_async.agents.scripted.user import proposal_matches
+from sentinel_async.messages import ChatMessage
+from sentinel_async.tools.base import TaskSpec
+from sentinel_async.tools.retail import RetailDomain
+from sentinel_async.tools.retail.evaluation import Evaluator
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("tau2") is None, reason="needs the tau2 extra")
+
+
+@pytest.fixture(scope="module")
+def domain() -> RetailDomain:
+    return RetailDomain()
+
+
+@pytest.fixture(scope="module")
+def general(domain: RetailDomain) -> list[TaskSpec]:
+    from sentinel_async.agents.proposer import general_tasks
+
+    return general_tasks(domain, 60, seed=3)
+
+
+def play_all(domain: RetailDomain, tasks: Sequence[TaskSpec]) -> list[EpisodeOutcome]:
+    runner = EpisodeRunner(domain=domain, evaluate=Evaluator(domain).evaluate)
+
+    async def run() -> list[EpisodeOutcome]:
+        outcomes = []
+        for task in tasks:
+            script = derive_user_script(task, domain)
+            policy = DialogueExpert(task, domain, script=script)
+            seed = len(outcomes)
+            user = ScriptedUser(script, seed=seed)
+            outcomes.append(await runner.run(task=task, policy=policy, user=user, episode_id=f"dx-{task.id}", seed=seed))
+        return outcomes
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def outcomes(domain: RetailDomain, general: list[TaskSpec]) -> list[EpisodeOutcome]:
+    return play_all(domain, [*domain.tasks("base"), *general])
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) and value else []
+
+
+def _visible(messages: Sequence[ChatMessage]) -> str:
+    return " ".join(m.content + " ".join(json.dumps(c.arguments) for c in m.tool_calls) for m in messages)
+
+
+def test_it_solves_every_benchmark_and_general_task(outcomes: list[EpisodeOutcome]) -> None:
+    assert len(outcomes) == 114 + 60
+    failed = [(o.task_id, o.termination) for o in outcomes if o.reward is None or o.reward.reward != 1.0]
+    assert failed == []
+    assert all(o.tool_errors == 0 for o in outcomes)
+
+
+def test_every_value_it_writes_was_in_the_conversation_before(outcomes: list[EpisodeOutcome]) -> None:
+    unseen = []
+    for outcome in outcomes:
+        messages = outcome.messages
+        for index, message in enumerate(messages):
+            for call in message.tool_calls:
+                if call.name == "transfer_to_human_agents":  # a free-text summary
+                    continue
+                before = _visible(messages[1:index])  # not the system prompt
+                unseen += [(outcome.task_id, call.name, v) for v in _strings(call.arguments) if v not in before]
+    assert unseen == []
+
+
+def test_a_write_copies_the_confirmation_just_before_it(outcomes: list[EpisodeOutcome], domain: RetailDomain) -> None:
+    writes = 0
+    for outcome in outcomes:
+        messages = outcome.messages
+        for index, message in enumerate(messages):
+            for call in message.tool_calls:
+                if not domain.is_write_tool(call.name):
+                    continue
+                writes += 1
+                confirm = messages[index - 2]
+                assert confirm.role == "assistant" and confirm.content.endswith("Do you confirm (yes/no)?")
+                assert all(v in confirm.content for v in _strings(call.arguments)), (outcome.task_id, call)
+    assert writes > 100
+
+
+def test_one_call_or_one_message_per_turn(outcomes: list[EpisodeOutcome]) -> None:
+    for outcome in outcomes:
+        for message in outcome.messages:
+            if message.role == "assistant":
+                assert len(message.tool_calls) <= 1
+                assert not (message.tool_calls and message.content)
+
+
+def test_its_confirmation_is_what_the_customer_agrees_to(domain: RetailDomain) -> None:
+    for task in domain.tasks("base"):
+        script = derive_user_script(task, domain)
+        for intent in script.intents:
+            if intent.tool is None or intent.kind == "transfer":
+                continue
+            call = write_call(intent, script.identity.user_id, "c")
+            assert call.name == intent.tool
+            assert proposal_matches(confirmation(intent, call), intent), (task.id, intent.kind)
