@@ -37,6 +37,7 @@ NAMED: dict[str, BootstrapConfig] = {
     "toy": BootstrapConfig(
         size="toy",
         vocab_size=600,
+        digit_group=1,
         model=MODEL_SIZES["toy"],
         demos=DemoConfig(episodes_per_task=1, max_tasks=4),
         sft=SFTConfig(lr=3e-3, warmup_steps=1, batch_tokens=4096, max_steps=4, max_minutes=1.0),

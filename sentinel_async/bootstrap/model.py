@@ -16,6 +16,8 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True):
     layers: int = 6
     heads: int = 4
     kv_heads: int = 2
+    head_dim: int | None = None
+    """Width of each attention head; None: hidden / heads."""
     intermediate: int = 768
     context: int = 8192
     rope_theta: float = 10_000.0
@@ -49,7 +51,7 @@ def build_model(config: ModelConfig, vocab_size: int, *, eos_token_id: int = 2, 
         num_hidden_layers=config.layers,
         num_attention_heads=config.heads,
         num_key_value_heads=config.kv_heads,
-        head_dim=config.hidden // config.heads,
+        head_dim=config.head_dim or config.hidden // config.heads,
         max_position_embeddings=config.context,
         rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
         tie_word_embeddings=True,

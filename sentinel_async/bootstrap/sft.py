@@ -35,6 +35,14 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Weight of the next-token loss on non-assistant tokens (user turns, tool results), relative to 1 on the
     assistant's. Tool results repeat ids many times over (a product's variants, an order's items), so a small
     weight gives a tiny model far more copying practice than its own turns alone; it never samples them."""
+    copy_steps: int = 0
+    """Steps at the start that train on copying alone (`copy_samples`): a small model forms the attention
+    heads that copy a token sequence from earlier in the context (induction heads) within a few hundred such
+    steps, but not from whole conversations, where a copied id is a handful of tokens among thousands."""
+    copy_fraction: float = 0.0
+    """After the first `copy_steps`, the share of steps that are copy steps (keeps the skill sharp)."""
+    copy_window: int = 128
+    """Tokens per copied window (each copy sample is a window followed by itself: 2x this length)."""
     bf16: bool | None = None
     """bf16 autocast: None (auto) uses it on a CUDA device with bf16 only."""
     seed: int = 0
@@ -52,8 +60,9 @@ class SFTMetrics(msgspec.Struct, frozen=True, kw_only=True):
     loss_first: float
     loss_last: float
     losses: list[float]
-    """The loss every `log_every` steps."""
+    """The loss every `log_every` steps (assistant tokens, or the copied half on a copy step)."""
     stopped_by: str
+    copy_steps: int = 0
 
 
 def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -72,6 +81,21 @@ def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
     return batches
 
 
+def copy_samples(samples: Sequence[Sample], rng: random.Random, batch_tokens: int, window: int) -> list[Sample]:
+    """Random `window`-token slices of the demonstrations, each followed by itself; the loss is on the repeat.
+
+    Predicting the repeat needs nothing but finding the current token earlier in the context and writing what
+    followed it: the skill every copied id, name and zip code of a conversation needs.
+    """
+    batch: list[Sample] = []
+    for _ in range(max(1, batch_tokens // (2 * window))):
+        ids = samples[rng.randrange(len(samples))].ids
+        start = rng.randrange(max(1, len(ids) - window))
+        piece = list(ids[start : start + window])
+        batch.append(Sample(piece + piece, [0] * len(piece) + [1] * len(piece)))
+    return batch
+
+
 def lr_factor(step: int, progress: float, config: SFTConfig) -> float:
     """Warm-up over `warmup_steps`, then cosine from 1 to `min_lr_ratio` as `progress` goes 0 -> 1."""
     if step < config.warmup_steps:
@@ -87,6 +111,8 @@ def masked_loss(
 
     The training loss weighs assistant tokens 1 and every other real token `context_weight` (normalised by the
     total weight); the assistant-token loss is the plain mean over assistant tokens (what the policy is for).
+    The output layer runs only on the positions that carry weight: with the loss on assistant tokens alone
+    that skips most of a conversation, and the output layer is a large share of a small model's compute.
     """
     import torch
 
@@ -102,19 +128,29 @@ def masked_loss(
         real[row, : len(sample.ids)] = True
     device = model_device(model)
     ids, mask, real = ids.to(device), mask.to(device), real.to(device)
-    logits = model(input_ids=ids).logits[:, :-1]
-    targets = ids[:, 1:]
-    assistant = mask[:, 1:].reshape(-1).float()
+    assistant = mask[:, 1:].float()
+    weights = assistant if context_weight <= 0 else assistant + context_weight * real[:, 1:].float() * (1 - assistant)
+    selected = weights > 0
+    targets = ids[:, 1:][selected]
+    logits = _logits_at(model, ids, selected)
+    losses = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+    chosen_weights = weights[selected]
+    chosen_assistant = assistant[selected]
     count = int(assistant.sum())
-    losses = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none"
-    )
-    assistant_loss = (losses * assistant).sum() / max(1, count)
+    assistant_loss = (losses * chosen_assistant).sum() / max(1, count)
     if context_weight <= 0:
         return assistant_loss, assistant_loss, count
-    context = real[:, 1:].reshape(-1).float() * (1 - assistant)
-    weights = assistant + context_weight * context
-    return (losses * weights).sum() / weights.sum().clamp(min=1.0), assistant_loss, count
+    return (losses * chosen_weights).sum() / chosen_weights.sum().clamp(min=1.0), assistant_loss, count
+
+
+def _logits_at(model: Any, ids: Any, selected: Any) -> Any:
+    """Logits predicting token t+1 at the positions t where `selected[:, t]` (shape [batch, width - 1])."""
+    body = getattr(model, "model", None)
+    head = getattr(model, "lm_head", None)
+    if body is None or head is None:  # not a plain *ForCausalLM: the full output layer
+        return model(input_ids=ids).logits[:, :-1][selected]
+    hidden = body(input_ids=ids).last_hidden_state[:, :-1]
+    return head(hidden[selected])
 
 
 def train_sft(
@@ -150,7 +186,7 @@ def train_sft(
     bf16 = use_bf16(config.bf16, device)
     model.train()
     start = time.monotonic()
-    step = tokens = loss_tokens = 0
+    step = tokens = loss_tokens = copy_steps = 0
     history: list[float] = []
     logged: list[float] = []
     order: list[int] = []
@@ -168,16 +204,21 @@ def train_sft(
             if elapsed >= budget_s:
                 stopped_by = "time"
                 break
-            if not order:
-                order = list(range(len(batches)))
-                rng.shuffle(order)
-            batch = [samples[i] for i in batches[order.pop()]]
+            copying = step < config.copy_steps or (config.copy_fraction > 0 and rng.random() < config.copy_fraction)
+            if copying:
+                batch = copy_samples(samples, rng, config.batch_tokens, config.copy_window)
+                copy_steps += 1
+            else:
+                if not order:
+                    order = list(range(len(batches)))
+                    rng.shuffle(order)
+                batch = [samples[i] for i in batches[order.pop()]]
             factor = lr_factor(step, max(step / config.max_steps, elapsed / budget_s), config)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * factor
             with autocast(device, bf16):
                 loss, assistant_loss, count = masked_loss(
-                    model, batch, pad_id, context_weight=config.context_loss_weight
+                    model, batch, pad_id, context_weight=0.0 if copying else config.context_loss_weight
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -189,7 +230,7 @@ def train_sft(
                 logged.append(round(value, 4))
             step += 1
             tokens += sum(len(s.ids) for s in batch)
-            loss_tokens += count
+            loss_tokens += 0 if copying else count
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}")
     finally:
@@ -199,7 +240,7 @@ def train_sft(
     window = max(1, min(10, len(history) // 4 or 1))
     return SFTMetrics(
         steps=step,
-        epochs=step / len(batches),
+        epochs=(step - copy_steps) / len(batches),
         tokens=tokens,
         loss_tokens=loss_tokens,
         seconds=seconds,
@@ -208,4 +249,5 @@ def train_sft(
         loss_last=sum(history[-window:]) / window if history else math.nan,
         losses=logged,
         stopped_by=stopped_by,
+        copy_steps=copy_steps,
     )

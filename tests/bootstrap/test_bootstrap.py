@@ -46,6 +46,7 @@ from sentinel_async.tools.retail.evaluation import Evaluator  # noqa: E402
 TOY = BootstrapConfig(
     size="toy",
     vocab_size=600,
+    digit_group=1,
     model=ModelConfig(hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64, context=2048),
     demos=DemoConfig(episodes_per_task=1, max_tasks=3),
     sft=SFTConfig(max_steps=3, batch_tokens=4096, warmup_steps=1),
@@ -89,6 +90,19 @@ def test_tokenizer_round_trips_retail_text_and_splits_digits(built: Bootstrap, d
     for text in (order.model_dump_json(), json.dumps(domain.tool_schemas()[:3]), "My zip is 19122, order #W2378156."):
         assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
     assert len(tok.tokenize("2378156")) == 7
+
+
+def test_digit_groups_are_single_tokens_cut_from_the_left() -> None:
+    from sentinel_async.bootstrap.tokenizer import train_tokenizer
+
+    tok = train_tokenizer("order #W2378156 for item 9523456873 costs 53.48 dollars", vocab_size=1400, digit_group=3)
+    assert tok.tokenize("2378156") == ["237", "815", "6"]
+    assert tok.tokenize(" 9523456873") == ["Ġ", "952", "345", "687", "3"]  # a space before digits is its own
+    assert all(len(tok.tokenize(f"{n:03d}")) == 1 for n in range(1000))
+    text = '{"order_id": "#W2378156", "zip": "19122", "price": 53.48}'
+    assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
+    with pytest.raises(ValueError, match="digit_group"):
+        train_tokenizer("x", digit_group=5)
 
 
 def test_chat_template_renders_compact_tools_calls_and_responses(built: Bootstrap, domain: RetailDomain) -> None:
@@ -162,6 +176,30 @@ def test_sft_loss_falls(built: Bootstrap) -> None:
     assert metrics.loss_last < 0.5 * metrics.loss_first
     assert metrics.loss_tokens > 0
     assert not model.training
+
+
+def test_copy_samples_repeat_a_window_and_train_on_the_repeat() -> None:
+    import random
+
+    from sentinel_async.bootstrap.sft import copy_samples
+
+    demos = [Sample(list(range(100, 400)), [0] * 300), Sample(list(range(1000, 1050)), [0] * 50)]
+    batch = copy_samples(demos, random.Random(0), batch_tokens=1024, window=64)
+    assert len(batch) == 8
+    for sample in batch:
+        half = len(sample.ids) // 2
+        assert sample.ids[:half] == sample.ids[half:]
+        assert sample.mask == [0] * half + [1] * half
+        assert half == 64 or half == 50  # a demonstration shorter than the window is used whole
+
+
+def test_sft_with_copy_steps_reports_them(built: Bootstrap) -> None:
+    model = build_model(TOY.model, len(built.tokenizer), eos_token_id=built.tokenizer.eos_token_id)
+    samples = [Sample(list(range(3, 203)), [0] * 100 + [1] * 100)] * 4
+    config = SFTConfig(max_steps=6, batch_tokens=1024, warmup_steps=1, copy_steps=4, copy_fraction=0.0, copy_window=32)
+    metrics = train_sft(model, samples, config, progress=False)
+    assert metrics.steps == 6
+    assert metrics.copy_steps == 4
 
 
 def test_make_batches_respects_the_token_budget() -> None:
