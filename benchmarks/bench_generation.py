@@ -1,7 +1,10 @@
-"""Batched vs one-at-a-time in-process decoding, side by side: the rollout engine's throughput on the CPU.
+"""In-process decoding options side by side: the rollout engine's throughput on the CPU.
 
-Runs the same concurrent requests (retail-length prompts, the bootstrap model's shape, random weights) through
-`TransformersGenerator` with `max_batch=1` and with `max_batch=N`, and prints generated tokens/s and the ratio.
+1. Batched vs one-at-a-time: the same concurrent requests (retail-length prompts, the bootstrap model's shape,
+   random weights) through `TransformersGenerator` with `max_batch=1` and `max_batch=N`.
+2. Prefix-cache reuse vs full prefill: concurrent multi-turn conversations (each turn's prompt is the previous
+   prompt, the tokens generated and a new tool result) with `prefix_cache=0` and `prefix_cache=16`.
+Prints generated tokens/s and the ratios.
 
     .venv/bin/python benchmarks/bench_generation.py [--size tiny] [--requests 16] [--batch 8] [--threads 1]
 """
@@ -34,6 +37,29 @@ async def throughput(generator: object, prompts: list[list[int]], max_tokens: in
     return produced / (time.perf_counter() - start), produced
 
 
+async def conversations(
+    generator: object, openings: list[list[int]], turns: int, max_tokens: int, rng: random.Random
+) -> float:
+    """Wall seconds to play `turns` turns of every conversation concurrently (a turn appends a tool result)."""
+    from sentinel_async.agents.clients.token_client import SamplingParams, TransformersGenerator
+
+    assert isinstance(generator, TransformersGenerator)
+    results = [[rng.randrange(3, 2000) for _ in range(rng.randrange(150, 600))] for _ in range(turns * len(openings))]
+
+    async def one(index: int) -> None:
+        prompt = list(openings[index])
+        for turn in range(turns):
+            params = SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=index * 1000 + turn)
+            result = await generator.generate(prompt, params)
+            prompt = prompt + result.token_ids + results[index * turns + turn]
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as group:
+        for index in range(len(openings)):
+            group.start_soon(one, index)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=["toy", "tiny", "small"], default="tiny")
@@ -43,6 +69,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--min-prompt", type=int, default=600)
     parser.add_argument("--max-prompt", type=int, default=3000)
+    parser.add_argument("--turns", type=int, default=8, help="turns per conversation in the prefix-cache part")
     args = parser.parse_args()
 
     import torch
@@ -67,6 +94,19 @@ def main() -> None:
     print(f"batched / one-at-a-time = {rates[args.batch] / rates[1]:.2f}x "
           f"({args.requests} concurrent requests, prompts {args.min_prompt}-{args.max_prompt} tokens, {args.size}, "
           f"{torch.get_num_threads()} thread(s))")  # fmt: skip
+
+    openings = [[rng.randrange(3, 2000) for _ in range(600)] for _ in range(args.batch)]
+    seconds = {}
+    for capacity in (0, 16):
+        generator = TransformersGenerator(model, seed=0, prefix_cache=capacity)
+        seconds[capacity] = anyio.run(conversations, generator, openings, args.turns, 24, random.Random(1))
+        print(f"prefix_cache={capacity}: {seconds[capacity]:.1f} s for {args.batch} conversations x {args.turns} "
+              f"turns (cache hits {generator.prefix_cache.hits}, tokens not prefilled again "
+              f"{generator.prefix_cache.reused_tokens:,})")  # fmt: skip
+    print(
+        f"prefix reuse speed-up = {seconds[0] / seconds[16]:.2f}x (turns of 24 new tokens, tool results of "
+        f"150-600 tokens, conversations up to ~{600 + args.turns * 400:,} tokens)"
+    )
 
 
 if __name__ == "__main__":

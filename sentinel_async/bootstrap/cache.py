@@ -159,6 +159,7 @@ def build(
     """Demonstrations -> tokenizer -> tokenised demos -> model -> SFT; writes everything into `out`."""
     from tqdm import tqdm
 
+    from sentinel_async.bootstrap.entities import entity_token_groups, retail_entities
     from sentinel_async.bootstrap.model import build_model, parameter_count, save_model
     from sentinel_async.bootstrap.tokenizer import render_ids, retail_corpus, save_tokenizer, train_tokenizer
     from sentinel_async.tools.retail import RetailDomain
@@ -177,11 +178,13 @@ def build(
         extra = source(domain, config.demos.general_tasks, config.demos.seed)
     demos = _run_demos(domain, config, extra, progress)
     tools = domain.tool_schemas()
+    entities = retail_entities(domain.db) if config.entity_tokens else {}
     tokenizer = train_tokenizer(
         retail_corpus(domain, (dialogue_text(c) for c in demos.conversations)),
         vocab_size=config.vocab_size,
         style=config.prompt_style,
         digit_group=config.digit_group,
+        entities=[text for texts in entities.values() for text in texts],
     )
     samples, cut = tokenize_demos(tokenizer, demos.conversations, tools, max_len=config.model.context)
     if config.demos.turn_windows:
@@ -190,7 +193,14 @@ def build(
     model = build_model(config.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=0)
     if progress:
         tqdm.write(f"bootstrap: {len(samples)} demonstrations, {parameter_count(model):,} parameters; training")
-    metrics = train_sft(model, samples, config.sft, pad_id=tokenizer.pad_token_id, progress=progress)
+    metrics = train_sft(
+        model,
+        samples,
+        config.sft,
+        pad_id=tokenizer.pad_token_id,
+        progress=progress,
+        entity_groups=entity_token_groups(tokenizer, entities),
+    )
     save_tokenizer(tokenizer, out)
     save_model(model, out)
     manifest = Manifest(

@@ -25,7 +25,9 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     size: str = "tiny"
     vocab_size: int = 4096
     digit_group: int = 3
-    """Digits per token in ids and numbers (see `sentinel_async.bootstrap.tokenizer`)."""
+    """Digits per token in numbers (see `sentinel_async.bootstrap.tokenizer`)."""
+    entity_tokens: bool = True
+    """Every database id one token (see `sentinel_async.bootstrap.entities`)."""
     prompt_style: PromptStyle = "compact"
     model: ModelConfig = msgspec.field(default_factory=lambda: MODEL_SIZES["tiny"])
     demos: DemoConfig = msgspec.field(default_factory=DemoConfig)

@@ -42,7 +42,10 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     copy_fraction: float = 0.0
     """After the first `copy_steps`, the share of steps that are copy steps (keeps the skill sharp)."""
     copy_window: int = 128
-    """Tokens per copied window (each copy sample is a window followed by itself: 2x this length)."""
+    """Longest copied slice (see `copy_samples`)."""
+    permute_entities: bool = True
+    """Rename the entity tokens of every demonstration at random, per kind and consistently within it
+    (`sentinel_async.bootstrap.entities`): every id is trained, and ids can only be copied, not remembered."""
     bf16: bool | None = None
     """bf16 autocast: None (auto) uses it on a CUDA device with bf16 only."""
     seed: int = 0
@@ -82,18 +85,27 @@ def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
 
 
 def copy_samples(samples: Sequence[Sample], rng: random.Random, batch_tokens: int, window: int) -> list[Sample]:
-    """Random `window`-token slices of the demonstrations, each followed by itself; the loss is on the repeat.
+    """Copy exercises cut from the demonstrations: a slice of 16..`window` tokens, a filler slice of 0..`window`
+    tokens from elsewhere, then the first slice again; the loss is on the repeat (but its first token).
 
     Predicting the repeat needs nothing but finding the current token earlier in the context and writing what
-    followed it: the skill every copied id, name and zip code of a conversation needs.
+    followed it: the skill every copied id, name and zip code of a conversation needs. The random lengths keep
+    the model from the shortcut of attending a fixed distance back, which a fixed-length repeat teaches.
     """
     batch: list[Sample] = []
-    for _ in range(max(1, batch_tokens // (2 * window))):
-        ids = samples[rng.randrange(len(samples))].ids
-        start = rng.randrange(max(1, len(ids) - window))
-        piece = list(ids[start : start + window])
-        batch.append(Sample(piece + piece, [0] * len(piece) + [1] * len(piece)))
+    low = min(16, window)
+    for _ in range(max(1, batch_tokens // (3 * window))):
+        piece = _slice(samples, rng, rng.randint(low, window))
+        filler = _slice(samples, rng, rng.randint(0, window))
+        ids = piece + filler + piece
+        batch.append(Sample(ids, [0] * (len(piece) + len(filler) + 1) + [1] * (len(piece) - 1)))
     return batch
+
+
+def _slice(samples: Sequence[Sample], rng: random.Random, length: int) -> list[int]:
+    ids = samples[rng.randrange(len(samples))].ids
+    start = rng.randrange(max(1, len(ids) - length))
+    return list(ids[start : start + length])
 
 
 def lr_factor(step: int, progress: float, config: SFTConfig) -> float:
@@ -105,14 +117,22 @@ def lr_factor(step: int, progress: float, config: SFTConfig) -> float:
 
 
 def masked_loss(
-    model: Any, batch: Sequence[Sample], pad_id: int, *, context_weight: float = 0.0
+    model: Any,
+    batch: Sequence[Sample],
+    pad_id: int,
+    *,
+    context_weight: float = 0.0,
+    emphasis: Any = None,
+    emphasis_weight: float = 1.0,
 ) -> tuple[Any, Any, int]:
     """Next-token cross-entropy of a right-padded batch: (training loss, assistant-token loss, assistant tokens).
 
     The training loss weighs assistant tokens 1 and every other real token `context_weight` (normalised by the
     total weight); the assistant-token loss is the plain mean over assistant tokens (what the policy is for).
-    The output layer runs only on the positions that carry weight: with the loss on assistant tokens alone
-    that skips most of a conversation, and the output layer is a large share of a small model's compute.
+    Assistant tokens whose id is in `emphasis` (a 1-D tensor of token ids, e.g. the entity tokens) weigh
+    `emphasis_weight` instead of 1 in the training loss. The output layer runs only on the positions that carry
+    weight: with the loss on assistant tokens alone that skips most of a conversation, and the output layer is a
+    large share of a small model's compute.
     """
     import torch
 
@@ -130,6 +150,9 @@ def masked_loss(
     ids, mask, real = ids.to(device), mask.to(device), real.to(device)
     assistant = mask[:, 1:].float()
     weights = assistant if context_weight <= 0 else assistant + context_weight * real[:, 1:].float() * (1 - assistant)
+    if emphasis is not None and emphasis_weight != 1.0:
+        emphasized = torch.isin(ids[:, 1:], emphasis.to(device)).float() * assistant
+        weights = weights + (emphasis_weight - 1.0) * emphasized
     selected = weights > 0
     targets = ids[:, 1:][selected]
     logits = _logits_at(model, ids, selected)
@@ -138,7 +161,7 @@ def masked_loss(
     chosen_assistant = assistant[selected]
     count = int(assistant.sum())
     assistant_loss = (losses * chosen_assistant).sum() / max(1, count)
-    if context_weight <= 0:
+    if torch.equal(chosen_weights, chosen_assistant):
         return assistant_loss, assistant_loss, count
     return (losses * chosen_weights).sum() / chosen_weights.sum().clamp(min=1.0), assistant_loss, count
 
@@ -161,13 +184,18 @@ def train_sft(
     pad_id: int = 0,
     progress: bool = True,
     log_every: int = 10,
+    entity_groups: Sequence[Sequence[int]] = (),
 ) -> SFTMetrics:
-    """Train `model` in place on `samples`; returns the metrics (the model is left in eval mode)."""
+    """Train `model` in place on `samples`; returns the metrics (the model is left in eval mode).
+
+    `entity_groups`: the entity token ids by kind, renamed when `config.permute_entities`."""
     import torch
     from tqdm import tqdm
 
+    from sentinel_async.bootstrap.entities import EntityPermuter
     from sentinel_async.devices import autocast, model_device, use_bf16
 
+    permute = EntityPermuter(entity_groups) if config.permute_entities and entity_groups else None
     if not samples:
         raise ValueError("no demonstrations to train on")
     torch.manual_seed(config.seed)
@@ -213,6 +241,8 @@ def train_sft(
                     order = list(range(len(batches)))
                     rng.shuffle(order)
                 batch = [samples[i] for i in batches[order.pop()]]
+                if permute is not None:
+                    batch = [Sample(permute(sample.ids, rng), sample.mask) for sample in batch]
             factor = lr_factor(step, max(step / config.max_steps, elapsed / budget_s), config)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * factor

@@ -121,12 +121,14 @@ def train_tokenizer(
     style: PromptStyle = "compact",
     system_prompt: str = COMPACT_SYSTEM_PROMPT,
     digit_group: int = 1,
+    entities: Sequence[str] = (),
 ) -> Any:
     """Train the BPE and wrap it as a `PreTrainedTokenizerFast` with the template.
 
     Runs of digits are cut into groups of `digit_group` from the left ("9523456873" -> "952", "345", "687",
     "3" with 3), and every group of up to that many digits is a token of its own. `eos_token` is `<|im_end|>`
-    and `pad_token` `<|endoftext|>`, as in Qwen instruct models.
+    and `pad_token` `<|endoftext|>`, as in Qwen instruct models. Each of `entities` (database ids, see
+    `sentinel_async.bootstrap.entities`) becomes one token wherever it stands as a whole word.
     """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -147,6 +149,7 @@ def train_tokenizer(
     texts += [" ".join(_digit_groups(digit_group))] * 4  # every group is frequent enough to be merged
     tok.train_from_iterator(texts, trainer=trainer)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in MARKUP_TOKENS])
+    tok.add_tokens([AddedToken(e, special=False, normalized=False, single_word=True) for e in entities])
     tokenizer_cls: Any = PreTrainedTokenizerFast
     return tokenizer_cls(
         tokenizer_object=tok,

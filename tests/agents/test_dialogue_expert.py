@@ -37,13 +37,15 @@ def play_all(domain: RetailDomain, tasks: Sequence[TaskSpec]) -> list[EpisodeOut
     runner = EpisodeRunner(domain=domain, evaluate=Evaluator(domain).evaluate)
 
     async def run() -> list[EpisodeOutcome]:
-        outcomes = []
+        outcomes: list[EpisodeOutcome] = []
         for task in tasks:
             script = derive_user_script(task, domain)
             policy = DialogueExpert(task, domain, script=script)
             seed = len(outcomes)
             user = ScriptedUser(script, seed=seed)
-            outcomes.append(await runner.run(task=task, policy=policy, user=user, episode_id=f"dx-{task.id}", seed=seed))
+            outcomes.append(
+                await runner.run(task=task, policy=policy, user=user, episode_id=f"dx-{task.id}", seed=seed)
+            )
         return outcomes
 
     return asyncio.run(run())
@@ -96,7 +98,8 @@ def test_a_write_copies_the_confirmation_just_before_it(outcomes: list[EpisodeOu
                     continue
                 writes += 1
                 confirm = messages[index - 2]
-                assert confirm.role == "assistant" and confirm.content.endswith("Do you confirm (yes/no)?")
+                assert confirm.role == "assistant"
+                assert confirm.content.endswith("Do you confirm (yes/no)?")
                 assert all(v in confirm.content for v in _strings(call.arguments)), (outcome.task_id, call)
     assert writes > 100
 

@@ -178,19 +178,24 @@ def test_sft_loss_falls(built: Bootstrap) -> None:
     assert not model.training
 
 
-def test_copy_samples_repeat_a_window_and_train_on_the_repeat() -> None:
+def test_copy_samples_repeat_a_slice_after_a_filler_and_train_on_the_repeat() -> None:
     import random
 
     from sentinel_async.bootstrap.sft import copy_samples
 
-    demos = [Sample(list(range(100, 400)), [0] * 300), Sample(list(range(1000, 1050)), [0] * 50)]
-    batch = copy_samples(demos, random.Random(0), batch_tokens=1024, window=64)
+    demos = [Sample(list(range(100, 400)), [0] * 300), Sample(list(range(1000, 1300)), [0] * 300)]
+    batch = copy_samples(demos, random.Random(0), batch_tokens=64 * 3 * 8, window=64)
     assert len(batch) == 8
+    gaps = set()
     for sample in batch:
-        half = len(sample.ids) // 2
-        assert sample.ids[:half] == sample.ids[half:]
-        assert sample.mask == [0] * half + [1] * half
-        assert half == 64 or half == 50  # a demonstration shorter than the window is used whole
+        trained = sum(sample.mask)
+        piece = sample.ids[len(sample.ids) - trained - 1 :]
+        assert 16 <= len(piece) <= 64
+        assert sample.ids[: len(piece)] == piece, "the repeat copies the opening slice"
+        assert sample.mask[-trained:] == [1] * trained
+        assert sum(sample.mask[:-trained]) == 0
+        gaps.add(len(sample.ids) - 2 * len(piece))
+    assert len(gaps) > 1, "the distance to copy from varies"
 
 
 def test_sft_with_copy_steps_reports_them(built: Bootstrap) -> None:

@@ -137,7 +137,9 @@ class DialogueExpert:
                 continue
             if intent.kind == "transfer":
                 summary = f"The user asks: {intent.request}. This cannot be handled with the available tools."
-                call = ToolCall(id=f"transfer_{number}", name="transfer_to_human_agents", arguments={"summary": summary})
+                call = ToolCall(
+                    id=f"transfer_{number}", name="transfer_to_human_agents", arguments={"summary": summary}
+                )
                 steps += [Step(kind="call", call=call), Step(kind="say", text=TRANSFER_MESSAGE)]
                 continue
             if intent.kind in ORDER_KINDS:

@@ -1,0 +1,79 @@
+"""Entity tokens: every database id is one token, and training renames them consistently within a sample."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tokenizers") is None or importlib.util.find_spec("tau2") is None,
+    reason="needs the train and tau2 extras",
+)
+
+from sentinel_async.bootstrap.entities import (  # noqa: E402
+    ENTITY_KINDS,
+    EntityPermuter,
+    entity_token_groups,
+    retail_entities,
+)
+from sentinel_async.bootstrap.tokenizer import train_tokenizer  # noqa: E402
+from sentinel_async.tools.retail import RetailDomain  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def entities() -> dict[str, list[str]]:
+    return retail_entities(RetailDomain().db)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(entities: dict[str, list[str]]) -> object:
+    flat = [text for texts in entities.values() for text in texts]
+    return train_tokenizer("order #W2378156 for item 9612497925 at 53.48", vocab_size=1200, entities=flat)
+
+
+def test_every_kind_of_id_is_found_and_no_id_has_two_kinds(entities: dict[str, list[str]]) -> None:
+    assert tuple(entities) == ENTITY_KINDS
+    assert len(entities["order"]) == 1000
+    assert len(entities["user"]) == 500
+    assert len(entities["product"]) == 50
+    assert "#W2378156" in entities["order"]
+    assert all(e.startswith("paypal_") for e in entities["paypal"])
+    flat = [text for texts in entities.values() for text in texts]
+    assert len(flat) == len(set(flat))
+
+
+def test_an_id_is_one_token_only_where_it_stands_alone(tokenizer: object) -> None:
+    tok: object = tokenizer
+    encode = tok.encode  # type: ignore[attr-defined]
+    to_tokens = tok.convert_ids_to_tokens  # type: ignore[attr-defined]
+    text = 'The order id is #W2378156. {"item_ids": ["9612497925"], "payment_method_id": "paypal_3296755"}'
+    tokens = to_tokens(encode(text, add_special_tokens=False))
+    assert "#W2378156" in tokens
+    assert "9612497925" in tokens
+    assert "paypal_3296755" in tokens
+    longer = to_tokens(encode("tracking 96124979251", add_special_tokens=False))
+    assert "9612497925" not in longer, "an id inside a longer number is not matched"
+    assert tok.decode(encode(text, add_special_tokens=False)) == text  # type: ignore[attr-defined]
+
+
+def test_renaming_keeps_kinds_and_is_consistent_within_a_sample(
+    tokenizer: object, entities: dict[str, list[str]]
+) -> None:
+    groups = entity_token_groups(tokenizer, entities)
+    kinds = {token: index for index, group in enumerate(groups) for token in group}
+    permute = EntityPermuter(groups)
+    vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
+    order, other_order, item = vocab["#W2378156"], vocab[entities["order"][0]], vocab["9612497925"]
+    ids = [5, order, 7, item, order, other_order, 9]
+    renamed = permute(ids, random.Random(0))
+    assert renamed[0] == 5
+    assert renamed[2] == 7
+    assert renamed[6] == 9
+    assert renamed[1] == renamed[4], "the same id is renamed the same way"
+    assert renamed[1] != renamed[5], "different ids stay different"
+    assert kinds[renamed[1]] == kinds[order]
+    assert kinds[renamed[3]] == kinds[item]
+    assert permute(ids, random.Random(0)) == renamed
+    assert permute(ids, random.Random(1)) != renamed
