@@ -126,7 +126,7 @@ class TrainingRun:
             trials=settings.trials,
             concurrency=settings.concurrency,
             seed=self.config.seed,
-            max_steps=self.config.rollout.max_steps,
+            max_steps=settings.max_steps,
             task_ids=[t.id for t in tasks],
             run_id=f"{self.config.run_id}-eval-v{version}",
         )

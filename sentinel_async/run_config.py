@@ -57,6 +57,8 @@ class EvalSettings(msgspec.Struct, frozen=True, kw_only=True):
     trials: int = 1
     max_tasks: int | None = None
     concurrency: int = 8
+    max_steps: int = 100
+    """Messages per evaluation episode: tau2's own limit, so held-out numbers compare with tau2's."""
     temperature: float | None = 0.0
     """Sampling temperature of evaluation episodes (0: greedy, the usual way to report a policy); None samples
     like the rollouts (`policy.temperature`)."""

@@ -29,7 +29,8 @@ class RolloutConfig(msgspec.Struct, frozen=True, kw_only=True):
     group_size: int = 4
     concurrency: int = 8
     seed: int = 0
-    max_steps: int = 40
+    max_steps: int = 60
+    """Messages per episode (the scripted expert needs up to 69 on the train split, 53 on test)."""
     max_errors: int = 10
     stream: str = "pool"
 

@@ -54,6 +54,7 @@ def test_the_default_loop_runs_end_to_end_on_a_freshly_built_toy_bootstrap(
         "batching.groups_per_batch": 1,
         "batching.min_reward_std": -1,
         "evaluation.max_tasks": 2,
+        "evaluation.max_steps": 6,
         "pattern_every": 2,
     }
     for key, value in settings.items():

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 SMALL = [
     "--policy", "tiny-random", "--no-progress",
     "--set", "rollout.tasks_per_round=2", "--set", "rollout.group_size=2", "--set", "rollout.max_steps=6",
-    "--set", "rollout.concurrency=2", "--set", "evaluation.max_tasks=2", "--set", "policy.max_new_tokens=12",
+    "--set", "rollout.concurrency=2", "--set", "evaluation.max_tasks=2", "--set", "evaluation.max_steps=6",
+    "--set", "policy.max_new_tokens=12",
     "--set", "proposer.mode=off",
 ]  # fmt: skip
 
