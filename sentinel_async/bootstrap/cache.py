@@ -161,6 +161,7 @@ def build(
 
     from sentinel_async.bootstrap.entities import entity_token_groups, retail_entities
     from sentinel_async.bootstrap.model import build_model, parameter_count, save_model
+    from sentinel_async.bootstrap.slots import SlotCopy, retail_slot_values
     from sentinel_async.bootstrap.tokenizer import render_ids, retail_corpus, save_tokenizer, train_tokenizer
     from sentinel_async.tools.retail import RetailDomain
 
@@ -184,6 +185,7 @@ def build(
         vocab_size=config.vocab_size,
         style=config.prompt_style,
         digit_group=config.digit_group,
+        isolate_spaces=config.isolate_spaces,
         entities=[text for texts in entities.values() for text in texts],
     )
     samples, cut = tokenize_demos(tokenizer, demos.conversations, tools, max_len=config.model.context)
@@ -193,6 +195,8 @@ def build(
     model = build_model(config.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=0)
     if progress:
         tqdm.write(f"bootstrap: {len(samples)} demonstrations, {parameter_count(model):,} parameters; training")
+    wants_slots = config.sft.slot_steps > 0 or config.sft.slot_fraction > 0
+    slots = SlotCopy(tokenizer, retail_slot_values(domain.db), [s.ids for s in samples]) if wants_slots else None
     metrics = train_sft(
         model,
         samples,
@@ -200,6 +204,7 @@ def build(
         pad_id=tokenizer.pad_token_id,
         progress=progress,
         entity_groups=entity_token_groups(tokenizer, entities),
+        slots=slots,
     )
     save_tokenizer(tokenizer, out)
     save_model(model, out)

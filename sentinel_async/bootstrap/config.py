@@ -23,10 +23,12 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Tokenizer, model, demonstrations and training of one bootstrap policy."""
 
     size: str = "tiny"
-    vocab_size: int = 4096
-    digit_group: int = 3
+    vocab_size: int = 2048
+    digit_group: int = 1
     """Digits per token in numbers (see `sentinel_async.bootstrap.tokenizer`)."""
-    entity_tokens: bool = True
+    isolate_spaces: bool = True
+    """Every space its own token, so a name copies as the same tokens (see `train_tokenizer`)."""
+    entity_tokens: bool = False
     """Every database id one token (see `sentinel_async.bootstrap.entities`)."""
     prompt_style: PromptStyle = "compact"
     model: ModelConfig = msgspec.field(default_factory=lambda: MODEL_SIZES["tiny"])
@@ -47,14 +49,24 @@ NAMED: dict[str, BootstrapConfig] = {
     "tiny": BootstrapConfig(
         size="tiny",
         model=MODEL_SIZES["tiny"],
-        demos=DemoConfig(episodes_per_task=2, general_tasks=1500),
-        sft=SFTConfig(lr=3e-3, warmup_steps=20, batch_tokens=8192, max_steps=100_000, max_minutes=25.0),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
+        sft=SFTConfig(
+            lr=3e-3,
+            warmup_steps=20,
+            batch_tokens=8192,
+            max_steps=100_000,
+            max_minutes=25.0,
+            slot_steps=1000,
+            slot_fraction=0.05,
+        ),
     ),
     "small": BootstrapConfig(
         size="small",
         model=MODEL_SIZES["small"],
         demos=DemoConfig(episodes_per_task=1, general_tasks=600, turn_windows=True),
-        sft=SFTConfig(lr=2e-3, warmup_steps=10, batch_tokens=4096, max_minutes=90.0, context_loss_weight=0.5),
+        sft=SFTConfig(
+            lr=2e-3, warmup_steps=10, batch_tokens=4096, max_minutes=90.0, context_loss_weight=0.5, slot_steps=1000
+        ),
     ),
 }
 """The named configurations (`sentinel bootstrap --size`, `policy.size`)."""

@@ -13,11 +13,14 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from sentinel_async.bootstrap.demos import Sample
+
+if TYPE_CHECKING:
+    from sentinel_async.bootstrap.slots import SlotCopy
 
 
 class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,14 +38,14 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Weight of the next-token loss on non-assistant tokens (user turns, tool results), relative to 1 on the
     assistant's. Tool results repeat ids many times over (a product's variants, an order's items), so a small
     weight gives a tiny model far more copying practice than its own turns alone; it never samples them."""
-    copy_steps: int = 0
-    """Steps at the start that train on copying alone (`copy_samples`): a small model forms the attention
-    heads that copy a token sequence from earlier in the context (induction heads) within a few hundred such
-    steps, but not from whole conversations, where a copied id is a handful of tokens among thousands."""
-    copy_fraction: float = 0.0
-    """After the first `copy_steps`, the share of steps that are copy steps (keeps the skill sharp)."""
-    copy_window: int = 128
-    """Longest copied slice (see `copy_samples`)."""
+    slot_steps: int = 0
+    """Steps at the start that train on slot-copy exercises alone (`sentinel_async.bootstrap.slots`): a model
+    from random weights learns there, in a few hundred steps, to copy an id it has read, which it does not
+    learn from whole conversations in the time we have."""
+    slot_batch: int = 32
+    """Exercises per slot-copy step."""
+    slot_fraction: float = 0.0
+    """After the first `slot_steps`, the share of steps that are slot-copy steps (keeps the skill sharp)."""
     permute_entities: bool = True
     """Rename the entity tokens of every demonstration at random, per kind and consistently within it
     (`sentinel_async.bootstrap.entities`): every id is trained, and ids can only be copied, not remembered."""
@@ -63,9 +66,9 @@ class SFTMetrics(msgspec.Struct, frozen=True, kw_only=True):
     loss_first: float
     loss_last: float
     losses: list[float]
-    """The loss every `log_every` steps (assistant tokens, or the copied half on a copy step)."""
+    """The loss every `log_every` steps (assistant tokens, or the copied id on a slot step)."""
     stopped_by: str
-    copy_steps: int = 0
+    slot_steps: int = 0
 
 
 def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -82,30 +85,6 @@ def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
     if current:
         batches.append(current)
     return batches
-
-
-def copy_samples(samples: Sequence[Sample], rng: random.Random, batch_tokens: int, window: int) -> list[Sample]:
-    """Copy exercises cut from the demonstrations: a slice of 16..`window` tokens, a filler slice of 0..`window`
-    tokens from elsewhere, then the first slice again; the loss is on the repeat (but its first token).
-
-    Predicting the repeat needs nothing but finding the current token earlier in the context and writing what
-    followed it: the skill every copied id, name and zip code of a conversation needs. The random lengths keep
-    the model from the shortcut of attending a fixed distance back, which a fixed-length repeat teaches.
-    """
-    batch: list[Sample] = []
-    low = min(16, window)
-    for _ in range(max(1, batch_tokens // (3 * window))):
-        piece = _slice(samples, rng, rng.randint(low, window))
-        filler = _slice(samples, rng, rng.randint(0, window))
-        ids = piece + filler + piece
-        batch.append(Sample(ids, [0] * (len(piece) + len(filler) + 1) + [1] * (len(piece) - 1)))
-    return batch
-
-
-def _slice(samples: Sequence[Sample], rng: random.Random, length: int) -> list[int]:
-    ids = samples[rng.randrange(len(samples))].ids
-    start = rng.randrange(max(1, len(ids) - length))
-    return list(ids[start : start + length])
 
 
 def lr_factor(step: int, progress: float, config: SFTConfig) -> float:
@@ -185,10 +164,12 @@ def train_sft(
     progress: bool = True,
     log_every: int = 10,
     entity_groups: Sequence[Sequence[int]] = (),
+    slots: SlotCopy | None = None,
 ) -> SFTMetrics:
     """Train `model` in place on `samples`; returns the metrics (the model is left in eval mode).
 
-    `entity_groups`: the entity token ids by kind, renamed when `config.permute_entities`."""
+    `entity_groups`: the entity token ids by kind, renamed when `config.permute_entities`. `slots`: the
+    slot-copy exercises of `config.slot_steps` (required when that is above 0)."""
     import torch
     from tqdm import tqdm
 
@@ -198,6 +179,8 @@ def train_sft(
     permute = EntityPermuter(entity_groups) if config.permute_entities and entity_groups else None
     if not samples:
         raise ValueError("no demonstrations to train on")
+    if slots is None and (config.slot_steps > 0 or config.slot_fraction > 0):
+        raise ValueError("slot_steps or slot_fraction is set but no slot-copy exercises were given")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     batches = make_batches([len(s.ids) for s in samples], config.batch_tokens)
@@ -214,7 +197,7 @@ def train_sft(
     bf16 = use_bf16(config.bf16, device)
     model.train()
     start = time.monotonic()
-    step = tokens = loss_tokens = copy_steps = 0
+    step = tokens = loss_tokens = slot_steps = 0
     history: list[float] = []
     logged: list[float] = []
     order: list[int] = []
@@ -232,10 +215,10 @@ def train_sft(
             if elapsed >= budget_s:
                 stopped_by = "time"
                 break
-            copying = step < config.copy_steps or (config.copy_fraction > 0 and rng.random() < config.copy_fraction)
-            if copying:
-                batch = copy_samples(samples, rng, config.batch_tokens, config.copy_window)
-                copy_steps += 1
+            copying = step < config.slot_steps or (config.slot_fraction > 0 and rng.random() < config.slot_fraction)
+            if copying and slots is not None:
+                batch = slots.batch(rng, config.slot_batch)
+                slot_steps += 1
             else:
                 if not order:
                     order = list(range(len(batches)))
@@ -270,7 +253,7 @@ def train_sft(
     window = max(1, min(10, len(history) // 4 or 1))
     return SFTMetrics(
         steps=step,
-        epochs=(step - copy_steps) / len(batches),
+        epochs=(step - slot_steps) / len(batches),
         tokens=tokens,
         loss_tokens=loss_tokens,
         seconds=seconds,
@@ -279,5 +262,5 @@ def train_sft(
         loss_last=sum(history[-window:]) / window if history else math.nan,
         losses=logged,
         stopped_by=stopped_by,
-        copy_steps=copy_steps,
+        slot_steps=slot_steps,
     )

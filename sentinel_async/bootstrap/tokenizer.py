@@ -1,10 +1,9 @@
 """The bootstrap tokenizer: a byte-level BPE trained on retail text, with a Qwen-style chat template.
 
-Runs of digits are cut into fixed groups (`digit_group` digits, from the left), each group one token: a
-10-digit item id is then 4 tokens that rarely repeat within a conversation, so a small model can copy an id by
-finding the token it just wrote earlier in the context and writing what followed it (an induction head),
-which digit-by-digit ids (every token one of ten) do not allow. The corpus is the retail database, the tool
-schemas, the domain policy and rendered demonstration dialogues.
+Runs of digits can be cut into fixed groups (`digit_group` digits, from the left), each group one token. The
+default is one digit per token: only ten tokens, each seen constantly, which a small model learns to copy
+(with the slot-copy warm-up) where 3-digit groups (1,000 rarer tokens) stayed uncopied in our measurements.
+The corpus is the retail database, the tool schemas, the domain policy and rendered demonstration dialogues.
 
 The chat template is Qwen's layout (`<|im_start|>role\\n...<|im_end|>`, `<tools>`, `<tool_call>{json}</tool_call>`,
 tool results as `<tool_response>` in a user turn, `{% generation %}` markers for `return_assistant_tokens_mask`).
@@ -122,6 +121,7 @@ def train_tokenizer(
     system_prompt: str = COMPACT_SYSTEM_PROMPT,
     digit_group: int = 1,
     entities: Sequence[str] = (),
+    isolate_spaces: bool = False,
 ) -> Any:
     """Train the BPE and wrap it as a `PreTrainedTokenizerFast` with the template.
 
@@ -129,6 +129,11 @@ def train_tokenizer(
     "3" with 3), and every group of up to that many digits is a token of its own. `eos_token` is `<|im_end|>`
     and `pad_token` `<|endoftext|>`, as in Qwen instruct models. Each of `entities` (database ids, see
     `sentinel_async.bootstrap.entities`) becomes one token wherever it stands as a whole word.
+
+    `isolate_spaces` makes every space a token of its own, so a word is the same tokens after a space as after
+    a quote: "my name is Mei" and `"first_name": "Mei"` then share `Mei`, where byte-level BPE writes ` M`+`ei`
+    in the sentence and `M`+`ei` in the JSON, and copying a name means learning that mapping (about 24% more
+    tokens on retail dialogues).
     """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -137,7 +142,8 @@ def train_tokenizer(
         raise ValueError(f"digit_group must be 1-4, not {digit_group}")
     tok = Tokenizer(models.BPE())
     digits = pre_tokenizers.Split(Regex(rf"[0-9]{{1,{digit_group}}}"), behavior="isolated")
-    tok.pre_tokenizer = pre_tokenizers.Sequence([digits, pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    spaces = [pre_tokenizers.Split(" ", behavior="isolated")] if isolate_spaces else []
+    tok.pre_tokenizer = pre_tokenizers.Sequence([digits, *spaces, pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

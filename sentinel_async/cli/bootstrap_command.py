@@ -46,7 +46,7 @@ def format_manifest(manifest: Any, path: Path) -> str:
             f"prompt prefix {manifest.prompt_prefix_tokens} tokens",
             f"  demonstrations: {demos.episodes} episodes, {demos.tokens:,} tokens "
             f"({demos.assistant_tokens:,} trained on); by intent: {mix}",
-            f"  sft: {sft.steps} steps ({sft.copy_steps} of them copy steps; {sft.epochs:.1f} epochs of the "
+            f"  sft: {sft.steps} steps ({sft.slot_steps} of them slot-copy steps; {sft.epochs:.1f} epochs of the "
             f"demonstrations) in {sft.seconds:.0f} s, "
             f"{sft.tokens_per_s:,.0f} tok/s, "
             f"loss {sft.loss_first:.3f} -> {sft.loss_last:.3f} (stopped by {sft.stopped_by})",

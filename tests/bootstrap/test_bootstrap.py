@@ -178,33 +178,57 @@ def test_sft_loss_falls(built: Bootstrap) -> None:
     assert not model.training
 
 
-def test_copy_samples_repeat_a_slice_after_a_filler_and_train_on_the_repeat() -> None:
+def test_slot_copy_exercises_say_values_then_ask_for_them_in_a_call(built: Bootstrap) -> None:
     import random
 
-    from sentinel_async.bootstrap.sft import copy_samples
+    from sentinel_async.bootstrap.slots import SlotCopy
 
-    demos = [Sample(list(range(100, 400)), [0] * 300), Sample(list(range(1000, 1300)), [0] * 300)]
-    batch = copy_samples(demos, random.Random(0), batch_tokens=64 * 3 * 8, window=64)
-    assert len(batch) == 8
-    gaps = set()
-    for sample in batch:
-        trained = sum(sample.mask)
-        piece = sample.ids[len(sample.ids) - trained - 1 :]
-        assert 16 <= len(piece) <= 64
-        assert sample.ids[: len(piece)] == piece, "the repeat copies the opening slice"
-        assert sample.mask[-trained:] == [1] * trained
-        assert sum(sample.mask[:-trained]) == 0
-        gaps.add(len(sample.ids) - 2 * len(piece))
-    assert len(gaps) > 1, "the distance to copy from varies"
+    tokenizer = built.tokenizer
+    values = {"order_id": ["#W1000001", "#W2000002", "#W3000003"], "first_name": ["Ada", "Mei"], "zip": ["28236"]}
+    filler = [tokenizer.encode("Thanks, I can help you with that today.", add_special_tokens=False)]
+    slots = SlotCopy(tokenizer, values, filler, max_distractors=2)
+    slot_counts = set()
+    for sample in slots.batch(random.Random(0), 30):
+        runs = _runs(sample.mask)
+        slot_counts.add(len(runs))
+        call_start = runs[0][0]
+        said = tokenizer.decode(sample.ids[:call_start])
+        call = tokenizer.decode(sample.ids[call_start - 12 :])
+        for start, end in runs:
+            value = tokenizer.decode(sample.ids[start:end])
+            kind = next(k for k, texts in values.items() if value in texts)
+            assert f"is {value}." in said[: said.rindex("<tool_call>")], "each value was said before the call"
+            assert f'"{kind}": "' in tokenizer.decode(sample.ids[start - 8 : start]), "at its own key"
+        assert "<tool_call>" in call or "<tool_call>" in said
+    assert slot_counts == {1, 2, 3}, "one to three values per exercise"
 
 
-def test_sft_with_copy_steps_reports_them(built: Bootstrap) -> None:
+def _runs(mask: list[int]) -> list[tuple[int, int]]:
+    runs, start = [], None
+    for index, bit in enumerate([*mask, 0]):
+        if bit and start is None:
+            start = index
+        elif not bit and start is not None:
+            runs.append((start, index))
+            start = None
+    return runs
+
+
+def test_sft_with_slot_steps_trains_on_them_first(built: Bootstrap) -> None:
+    import random
+
+    from sentinel_async.bootstrap.slots import SlotCopy
+
     model = build_model(TOY.model, len(built.tokenizer), eos_token_id=built.tokenizer.eos_token_id)
     samples = [Sample(list(range(3, 203)), [0] * 100 + [1] * 100)] * 4
-    config = SFTConfig(max_steps=6, batch_tokens=1024, warmup_steps=1, copy_steps=4, copy_fraction=0.0, copy_window=32)
-    metrics = train_sft(model, samples, config, progress=False)
+    slots = SlotCopy(built.tokenizer, {"order_id": ["#W1000001", "#W2000002"]}, [list(range(3, 60))])
+    config = SFTConfig(max_steps=6, batch_tokens=1024, warmup_steps=1, slot_steps=4, slot_batch=4)
+    metrics = train_sft(model, samples, config, progress=False, slots=slots)
     assert metrics.steps == 6
-    assert metrics.copy_steps == 4
+    assert metrics.slot_steps == 4
+    assert slots.batch(random.Random(0), 1)[0].mask.count(1) > 0
+    with pytest.raises(ValueError, match="slot"):
+        train_sft(model, samples, config, progress=False)
 
 
 def test_make_batches_respects_the_token_budget() -> None:
@@ -273,3 +297,13 @@ def test_named_sizes_and_the_cli_summary(built: Bootstrap) -> None:
     text = format_manifest(built.manifest, built.path)
     assert str(built.path) in text
     assert "parameters" in text
+
+
+def test_a_name_is_the_same_tokens_in_a_sentence_and_in_a_tool_call(built: Bootstrap) -> None:
+    encode = built.tokenizer.encode
+    name = encode("Kovacs", add_special_tokens=False)
+    sentence = encode("my name is Mei Kovacs and", add_special_tokens=False)
+    call = encode('{"last_name": "Kovacs"}', add_special_tokens=False)
+    for ids in (sentence, call):
+        assert any(ids[i : i + len(name)] == name for i in range(len(ids))), "copying a name is an identity copy"
+    assert built.tokenizer.decode(sentence) == "my name is Mei Kovacs and"

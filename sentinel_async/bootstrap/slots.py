@@ -1,0 +1,95 @@
+"""Slot-copy warm-up: short synthetic exercises that make a from-scratch model learn to copy an id.
+
+A conversation asks the policy to write ids it has read: the order id the user gave, the user id a lookup
+returned, an item id from an order. A model trained from random weights on whole conversations sits on a
+plateau where it writes every token of a call but the id's digits (measured here: 0 exact calls after 25
+CPU-minutes, 1.3M parameters, digits one per token; the same on 300-token turn windows after 12 minutes).
+On short exercises that say an id and, a few tokens later, ask for it in a tool call, the same model learns to
+copy within 2-4 minutes (exact copies 0% -> 30% between 300 and 400 steps of 32 exercises), and the skill carries
+over to the demonstrations that follow.
+
+Each exercise: a little filler cut from the demonstrations, then one to three values (ids, names, zip codes),
+each said in a short sentence (" my zip is 28236.") after distractors of its kind, then a tool call that names
+them all in a random order; the loss is on the values in the call alone.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sentinel_async.bootstrap.demos import Sample
+
+
+def retail_slot_values(db: Any) -> dict[str, list[str]]:
+    """What a retail conversation copies, by kind: every database id (`retail_entities`) and customer names."""
+    from sentinel_async.bootstrap.entities import retail_entities
+
+    values = retail_entities(db)
+    values["first_name"] = sorted({user.name.first_name for user in db.users.values()})
+    values["last_name"] = sorted({user.name.last_name for user in db.users.values()})
+    return values
+
+
+class SlotCopy:
+    """Generates slot-copy exercises from a domain's values (`values`, by kind) and filler token sequences."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        values: Mapping[str, Sequence[str]],
+        filler: Sequence[Sequence[int]],
+        *,
+        max_filler: int = 10,
+        max_distractors: int = 1,
+        max_slots: int = 3,
+    ) -> None:
+        kinds = [kind for kind, texts in values.items() if texts]
+        if not kinds:
+            raise ValueError("slot-copy exercises need at least one kind of value")
+        if not any(filler):
+            raise ValueError("slot-copy exercises need filler text")
+        self.tokenizer = tokenizer
+        self.kinds = kinds
+        self.values = {kind: list(values[kind]) for kind in kinds}
+        self.filler = [list(ids) for ids in filler if ids]
+        self.max_filler = max_filler
+        self.max_distractors = max_distractors
+        self.max_slots = max_slots
+
+    def exercise(self, rng: random.Random) -> Sample:
+        """One exercise: 1..`max_slots` values said in sentences, then one call with them; the mask covers the
+        values in the call."""
+        kinds = rng.sample(self.kinds, rng.randint(1, min(self.max_slots, len(self.kinds))))
+        chosen = {kind: rng.choice(self.values[kind]) for kind in kinds}
+        ids = self._filler(rng, 1)
+        for kind in kinds:
+            for _ in range(rng.randint(0, self.max_distractors)):
+                ids += self._say(kind, rng.choice(self.values[kind])) + self._filler(rng, 2)
+            ids += self._say(kind, chosen[kind]) + self._filler(rng, 0)
+        mask = [0] * len(ids)
+        for index, kind in enumerate(rng.sample(kinds, len(kinds))):
+            opening = '<tool_call>\n{"name": "find", "arguments": {' if index == 0 else ", "
+            part = self._encode(f'{opening}"{kind}": "')
+            value = self._encode(chosen[kind])
+            ids += part + value
+            mask += [0] * len(part) + [1] * len(value)
+        end = self._encode('"}}\n</tool_call>')
+        return Sample(ids + end, mask + [0] * len(end))
+
+    def batch(self, rng: random.Random, size: int) -> list[Sample]:
+        """`size` exercises."""
+        return [self.exercise(rng) for _ in range(size)]
+
+    def _say(self, kind: str, value: str) -> list[int]:
+        return self._encode(f" my {kind.replace('_', ' ')} is {value}.")
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _filler(self, rng: random.Random, minimum: int) -> list[int]:
+        source = rng.choice(self.filler)
+        length = rng.randint(minimum, self.max_filler)
+        start = rng.randrange(max(1, len(source) - length))
+        return source[start : start + length]
