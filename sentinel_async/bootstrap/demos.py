@@ -36,8 +36,9 @@ item id), the failure the SENTINEL paper and the retail failure taxonomy find mo
 of the demonstrations leaves the bootstrap a clear, targeted weakness for the controller to find and the
 proposer to stress, while cancel/return/address/info tasks stay well covered. The test split leans on exactly
 these intents (exchange or modify_items in 23 of its 40 tasks), so there is room to learn where it counts.
-With the `tiny` configuration (train split once + 600 general tasks once) the build keeps 517 episodes:
-exchange 25, modify_items 29, modify_payment 25, against return 99, cancel 73, modify_address 89, info 156.
+With the `tiny` configuration (train split twice + 1,500 general tasks once) the build keeps 1,251 episodes:
+exchange 75, modify_items 79, modify_payment 81, against return 223, cancel 200, modify_address 211,
+modify_user_address 185, transfer 165, info 370.
 """
 
 TaskSource = Callable[[RetailDomain, int, int], list[TaskSpec]]

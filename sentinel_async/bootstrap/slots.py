@@ -43,7 +43,7 @@ class SlotCopy:
         *,
         max_filler: int = 10,
         max_distractors: int = 1,
-        max_slots: int = 3,
+        max_slots: int = 1,
     ) -> None:
         kinds = [kind for kind, texts in values.items() if texts]
         if not kinds:

@@ -186,7 +186,7 @@ def test_slot_copy_exercises_say_values_then_ask_for_them_in_a_call(built: Boots
     tokenizer = built.tokenizer
     values = {"order_id": ["#W1000001", "#W2000002", "#W3000003"], "first_name": ["Ada", "Mei"], "zip": ["28236"]}
     filler = [tokenizer.encode("Thanks, I can help you with that today.", add_special_tokens=False)]
-    slots = SlotCopy(tokenizer, values, filler, max_distractors=2)
+    slots = SlotCopy(tokenizer, values, filler, max_distractors=2, max_slots=3)
     slot_counts = set()
     for sample in slots.batch(random.Random(0), 30):
         runs = _runs(sample.mask)
