@@ -195,8 +195,9 @@ def build(
     model = build_model(config.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=0)
     if progress:
         tqdm.write(f"bootstrap: {len(samples)} demonstrations, {parameter_count(model):,} parameters; training")
-    wants_slots = config.sft.slot_steps > 0 or config.sft.slot_fraction > 0
-    slots = SlotCopy(tokenizer, retail_slot_values(domain.db), [s.ids for s in samples]) if wants_slots else None
+    slots = None
+    if config.sft.uses_slots:
+        slots = SlotCopy(tokenizer, retail_slot_values(domain.db), [s.ids for s in samples])
     metrics = train_sft(
         model,
         samples,

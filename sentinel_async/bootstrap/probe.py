@@ -56,7 +56,7 @@ def turn_accuracy(
         predicted = logits.argmax(-1).tolist()
         hits = [predicted[i - 1] == ids[i] for i in range(1, len(ids))]
         kinds = [_turn_kind(m) for m in conversation if m.role == "assistant"]
-        runs = _runs(mask)
+        runs = mask_runs(mask)
         if len(runs) != len(kinds):  # the template renders one run per assistant message
             raise ValueError(f"{len(runs)} assistant spans for {len(kinds)} assistant messages")
         for kind, (start, end) in zip(kinds, runs, strict=True):
@@ -74,7 +74,7 @@ def turn_accuracy(
     )
 
 
-def _runs(mask: Sequence[int]) -> list[tuple[int, int]]:
+def mask_runs(mask: Sequence[int]) -> list[tuple[int, int]]:
     """[start, end) of every run of 1s."""
     runs: list[tuple[int, int]] = []
     start = None

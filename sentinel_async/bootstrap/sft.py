@@ -53,6 +53,11 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     """bf16 autocast: None (auto) uses it on a CUDA device with bf16 only."""
     seed: int = 0
 
+    @property
+    def uses_slots(self) -> bool:
+        """Whether any step trains on slot-copy exercises."""
+        return self.slot_steps > 0 or self.slot_fraction > 0
+
 
 class SFTMetrics(msgspec.Struct, frozen=True, kw_only=True):
     """What a training run did."""
@@ -96,22 +101,14 @@ def lr_factor(step: int, progress: float, config: SFTConfig) -> float:
 
 
 def masked_loss(
-    model: Any,
-    batch: Sequence[Sample],
-    pad_id: int,
-    *,
-    context_weight: float = 0.0,
-    emphasis: Any = None,
-    emphasis_weight: float = 1.0,
+    model: Any, batch: Sequence[Sample], pad_id: int, *, context_weight: float = 0.0
 ) -> tuple[Any, Any, int]:
     """Next-token cross-entropy of a right-padded batch: (training loss, assistant-token loss, assistant tokens).
 
     The training loss weighs assistant tokens 1 and every other real token `context_weight` (normalised by the
     total weight); the assistant-token loss is the plain mean over assistant tokens (what the policy is for).
-    Assistant tokens whose id is in `emphasis` (a 1-D tensor of token ids, e.g. the entity tokens) weigh
-    `emphasis_weight` instead of 1 in the training loss. The output layer runs only on the positions that carry
-    weight: with the loss on assistant tokens alone that skips most of a conversation, and the output layer is a
-    large share of a small model's compute.
+    The output layer runs only on the positions that carry weight: with the loss on assistant tokens alone
+    that skips most of a conversation, and the output layer is a large share of a small model's compute.
     """
     import torch
 
@@ -129,9 +126,6 @@ def masked_loss(
     ids, mask, real = ids.to(device), mask.to(device), real.to(device)
     assistant = mask[:, 1:].float()
     weights = assistant if context_weight <= 0 else assistant + context_weight * real[:, 1:].float() * (1 - assistant)
-    if emphasis is not None and emphasis_weight != 1.0:
-        emphasized = torch.isin(ids[:, 1:], emphasis.to(device)).float() * assistant
-        weights = weights + (emphasis_weight - 1.0) * emphasized
     selected = weights > 0
     targets = ids[:, 1:][selected]
     logits = _logits_at(model, ids, selected)
@@ -140,7 +134,7 @@ def masked_loss(
     chosen_assistant = assistant[selected]
     count = int(assistant.sum())
     assistant_loss = (losses * chosen_assistant).sum() / max(1, count)
-    if torch.equal(chosen_weights, chosen_assistant):
+    if context_weight <= 0:
         return assistant_loss, assistant_loss, count
     return (losses * chosen_weights).sum() / chosen_weights.sum().clamp(min=1.0), assistant_loss, count
 
@@ -179,7 +173,7 @@ def train_sft(
     permute = EntityPermuter(entity_groups) if config.permute_entities and entity_groups else None
     if not samples:
         raise ValueError("no demonstrations to train on")
-    if slots is None and (config.slot_steps > 0 or config.slot_fraction > 0):
+    if slots is None and config.uses_slots:
         raise ValueError("slot_steps or slot_fraction is set but no slot-copy exercises were given")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -216,7 +210,7 @@ def train_sft(
                 stopped_by = "time"
                 break
             copying = step < config.slot_steps or (config.slot_fraction > 0 and rng.random() < config.slot_fraction)
-            if copying and slots is not None:
+            if copying and slots is not None:  # (`slots` is set whenever `copying` can be true)
                 batch = slots.batch(rng, config.slot_batch)
                 slot_steps += 1
             else:

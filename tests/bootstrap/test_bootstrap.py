@@ -181,6 +181,7 @@ def test_sft_loss_falls(built: Bootstrap) -> None:
 def test_slot_copy_exercises_say_values_then_ask_for_them_in_a_call(built: Bootstrap) -> None:
     import random
 
+    from sentinel_async.bootstrap.probe import mask_runs
     from sentinel_async.bootstrap.slots import SlotCopy
 
     tokenizer = built.tokenizer
@@ -189,7 +190,7 @@ def test_slot_copy_exercises_say_values_then_ask_for_them_in_a_call(built: Boots
     slots = SlotCopy(tokenizer, values, filler, max_distractors=2, max_slots=3)
     slot_counts = set()
     for sample in slots.batch(random.Random(0), 30):
-        runs = _runs(sample.mask)
+        runs = mask_runs(sample.mask)
         slot_counts.add(len(runs))
         call_start = runs[0][0]
         said = tokenizer.decode(sample.ids[:call_start])
@@ -201,17 +202,6 @@ def test_slot_copy_exercises_say_values_then_ask_for_them_in_a_call(built: Boots
             assert f'"{kind}": "' in tokenizer.decode(sample.ids[start - 8 : start]), "at its own key"
         assert "<tool_call>" in call or "<tool_call>" in said
     assert slot_counts == {1, 2, 3}, "one to three values per exercise"
-
-
-def _runs(mask: list[int]) -> list[tuple[int, int]]:
-    runs, start = [], None
-    for index, bit in enumerate([*mask, 0]):
-        if bit and start is None:
-            start = index
-        elif not bit and start is not None:
-            runs.append((start, index))
-            start = None
-    return runs
 
 
 def test_sft_with_slot_steps_trains_on_them_first(built: Bootstrap) -> None:
