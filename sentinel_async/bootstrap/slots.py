@@ -53,7 +53,7 @@ class SlotCopy:
         self.tokenizer = tokenizer
         self.kinds = kinds
         self.values = {kind: list(values[kind]) for kind in kinds}
-        self.filler = [list(ids) for ids in filler if ids]
+        self.filler = [ids for ids in filler if ids]  # references: the demonstrations are large
         self.max_filler = max_filler
         self.max_distractors = max_distractors
         self.max_slots = max_slots
@@ -92,4 +92,4 @@ class SlotCopy:
         source = rng.choice(self.filler)
         length = rng.randint(minimum, self.max_filler)
         start = rng.randrange(max(1, len(source) - length))
-        return source[start : start + length]
+        return list(source[start : start + length])
