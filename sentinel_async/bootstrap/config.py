@@ -13,7 +13,7 @@ from sentinel_async.bootstrap.sft import SFTConfig
 from sentinel_async.bootstrap.tokenizer import PromptStyle
 from sentinel_async.errors import SentinelError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped when the build changes in a way the config does not show (cached results are then rebuilt)."""
 
 Size = Literal["toy", "tiny", "small"]
@@ -56,8 +56,9 @@ NAMED: dict[str, BootstrapConfig] = {
             batch_tokens=8192,
             max_steps=100_000,
             max_minutes=25.0,
-            slot_steps=1000,
-            slot_fraction=0.05,
+            slot_steps=1200,
+            slot_hard_from=800,
+            slot_fraction=0.15,
         ),
     ),
     "small": BootstrapConfig(

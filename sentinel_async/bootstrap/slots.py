@@ -44,6 +44,8 @@ class SlotCopy:
         max_filler: int = 10,
         max_distractors: int = 1,
         max_slots: int = 1,
+        hard_distractors: int = 3,
+        near_distractors: float = 0.5,
     ) -> None:
         kinds = [kind for kind, texts in values.items() if texts]
         if not kinds:
@@ -57,17 +59,30 @@ class SlotCopy:
         self.max_filler = max_filler
         self.max_distractors = max_distractors
         self.max_slots = max_slots
+        self.hard_distractors = hard_distractors
+        self.near_distractors = near_distractors
+        self.length_weights = [sum(len(self._encode(v)) for v in values[k][:50]) / len(values[k][:50]) for k in kinds]
 
-    def exercise(self, rng: random.Random) -> Sample:
+    def exercise(self, rng: random.Random, *, hard: bool = False) -> Sample:
         """One exercise: 1..`max_slots` values said in sentences, then one call with them; the mask covers the
-        values in the call."""
-        kinds = rng.sample(self.kinds, rng.randint(1, min(self.max_slots, len(self.kinds))))
+        values in the call. A `hard` one picks kinds by their length in tokens (long ids more often), says up to
+        `hard_distractors` other values first with up to three times the filler between them, and makes `near_distractors` of them share a prefix with it."""
+        count = rng.randint(1, min(self.max_slots, len(self.kinds)))
+        weights = self.length_weights if hard else None
+        kinds: list[str] = []
+        while len(kinds) < count:
+            kind = rng.choices(self.kinds, weights)[0]
+            if kind not in kinds:
+                kinds.append(kind)
         chosen = {kind: rng.choice(self.values[kind]) for kind in kinds}
-        ids = self._filler(rng, 1)
+        filler = self.max_filler * (3 if hard else 1)
+        ids = self._filler(rng, 1, filler)
         for kind in kinds:
-            for _ in range(rng.randint(0, self.max_distractors)):
-                ids += self._say(kind, rng.choice(self.values[kind])) + self._filler(rng, 2)
-            ids += self._say(kind, chosen[kind]) + self._filler(rng, 0)
+            distractors = rng.randint(0, self.hard_distractors if hard else self.max_distractors)
+            said = [self._distractor(rng, kind, chosen[kind], hard) for _ in range(distractors)]
+            for value in said:
+                ids += self._say(kind, value) + self._filler(rng, 2, filler)
+            ids += self._say(kind, chosen[kind]) + self._filler(rng, 0, self.max_filler)
         mask = [0] * len(ids)
         for index, kind in enumerate(rng.sample(kinds, len(kinds))):
             opening = '<tool_call>\n{"name": "find", "arguments": {' if index == 0 else ", "
@@ -78,9 +93,22 @@ class SlotCopy:
         end = self._encode('"}}\n</tool_call>')
         return Sample(ids + end, mask + [0] * len(end))
 
-    def batch(self, rng: random.Random, size: int) -> list[Sample]:
+    def batch(self, rng: random.Random, size: int, *, hard: bool = False) -> list[Sample]:
         """`size` exercises."""
-        return [self.exercise(rng) for _ in range(size)]
+        return [self.exercise(rng, hard=hard) for _ in range(size)]
+
+    def _distractor(self, rng: random.Random, kind: str, value: str, hard: bool) -> str:
+        """Another value of `kind`; in a hard exercise, with probability `near_distractors`, a made-up one that
+        shares a prefix with `value` (its digits after a random point redrawn): only a copy of the whole value
+        is right."""
+        digits = [i for i, char in enumerate(value) if char.isdigit()]
+        if not hard or len(digits) < 4 or rng.random() >= self.near_distractors:
+            return rng.choice(self.values[kind])
+        cut = rng.randint(1, len(digits) - 1)
+        chars = list(value)
+        for i in digits[cut:]:
+            chars[i] = str(rng.randrange(10))
+        return "".join(chars)
 
     def _say(self, kind: str, value: str) -> list[int]:
         return self._encode(f" my {kind.replace('_', ' ')} is {value}.")
@@ -88,8 +116,8 @@ class SlotCopy:
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def _filler(self, rng: random.Random, minimum: int) -> list[int]:
+    def _filler(self, rng: random.Random, minimum: int, maximum: int) -> list[int]:
         source = rng.choice(self.filler)
-        length = rng.randint(minimum, self.max_filler)
+        length = rng.randint(minimum, maximum)
         start = rng.randrange(max(1, len(source) - length))
         return list(source[start : start + length])

@@ -3,6 +3,8 @@
 Runs of digits can be cut into fixed groups (`digit_group` digits, from the left), each group one token. The
 default is one digit per token: only ten tokens, each seen constantly, which a small model learns to copy
 (with the slot-copy warm-up) where 3-digit groups (1,000 rarer tokens) stayed uncopied in our measurements.
+Digit pairs (100 tokens) were worse too: the `tiny` build with them reproduced 45% of the test split's expert
+turns (teacher-forced) against 57% with single digits, and stopped copying order ids it had copied before.
 The corpus is the retail database, the tool schemas, the domain policy and rendered demonstration dialogues.
 
 The chat template is Qwen's layout (`<|im_start|>role\\n...<|im_end|>`, `<tools>`, `<tool_call>{json}</tool_call>`,

@@ -204,6 +204,44 @@ def test_slot_copy_exercises_say_values_then_ask_for_them_in_a_call(built: Boots
     assert slot_counts == {1, 2, 3}, "one to three values per exercise"
 
 
+def test_near_distractors_share_a_prefix_and_the_call_copies_the_last_value_said(built: Bootstrap) -> None:
+    import random
+    import re
+
+    from sentinel_async.bootstrap.probe import mask_runs
+    from sentinel_async.bootstrap.slots import SlotCopy
+
+    tokenizer = built.tokenizer
+    items = ["1234567890", "5555566666", "9081726354"]
+    filler = [tokenizer.encode("Thanks, I can help you with that today.", add_special_tokens=False)]
+    slots = SlotCopy(tokenizer, {"item_id": items}, filler, hard_distractors=3, near_distractors=1.0)
+    near = 0
+    for sample in slots.batch(random.Random(1), 40, hard=True):
+        (start, end), *_ = mask_runs(sample.mask)
+        copied = tokenizer.decode(sample.ids[start:end])
+        said = re.findall(r"is (\d+)\.", tokenizer.decode(sample.ids[:start]))
+        assert copied in items
+        assert said[-1] == copied, "the call copies the value said last"
+        for other in said[:-1]:
+            assert other[0] == copied[0], "a near distractor shares a prefix"
+            assert len(other) == len(copied)
+            near += other != copied
+    assert near > 20
+
+
+def test_hard_slot_exercises_drill_long_values_more(built: Bootstrap) -> None:
+    import random
+
+    from sentinel_async.bootstrap.slots import SlotCopy
+
+    filler = [built.tokenizer.encode("Thanks, I can help.", add_special_tokens=False)]
+    values = {"zip": ["28236"], "item_id": ["1234567890123456"]}
+    slots = SlotCopy(built.tokenizer, values, filler)
+    rng = random.Random(0)
+    kinds = [slots.tokenizer.decode(s.ids).count("1234567890123456") > 0 for s in slots.batch(rng, 200, hard=True)]
+    assert sum(kinds) > 120, "the longer kind is drilled more often"
+
+
 def test_sft_with_slot_steps_trains_on_them_first(built: Bootstrap) -> None:
     import random
 
