@@ -17,6 +17,7 @@ from sentinel_async.events import (
     EpisodeFinished,
     EvaluationFinished,
     FailurePatternsUpdated,
+    GroupsDropped,
     PolicyUpdated,
     RunStarted,
     TaskProposed,
@@ -39,6 +40,8 @@ class ReportData(msgspec.Struct, kw_only=True):
     proposed: dict[str, TaskProposed] = msgspec.field(default_factory=dict)
     results: dict[str, list[float]] = msgspec.field(default_factory=lambda: defaultdict(list))
     training_episodes: int = 0
+    dropped: Counter[str] = msgspec.field(default_factory=Counter)
+    """Groups the Solver dropped, by reason ("zero_variance", "stale", ...)."""
 
 
 def collect(store: EventStore) -> ReportData:
@@ -62,6 +65,8 @@ def collect(store: EventStore) -> ReportData:
                 data.updates.append((version, metrics))
             case TaskProposed(task_id=task_id):
                 data.proposed[task_id] = payload
+            case GroupsDropped(groups=groups):
+                data.dropped.update(groups.values())
             case EpisodeFinished(task_id=task_id, reward=reward, purpose="train"):
                 data.results[task_id].append(reward)
                 data.training_episodes += 1
@@ -105,6 +110,35 @@ def lineage_examples(data: ReportData, limit: int = 5) -> list[str]:
     return lines
 
 
+def training_signal(data: ReportData) -> list[str]:
+    """Where GRPO's learning signal came from, or why there was none: groups trained on and dropped, and how
+    many tasks the policy always solved, never solved, or solved sometimes (only those teach anything)."""
+    if not data.training_episodes:
+        return []
+    always = sum(1 for rewards in data.results.values() if all(r >= 1.0 - 1e-6 for r in rewards))
+    never = sum(1 for rewards in data.results.values() if all(r <= 1e-6 for r in rewards))
+    mixed = len(data.results) - always - never
+    solved = sum(r >= 1.0 - 1e-6 for rewards in data.results.values() for r in rewards)
+    dropped = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in data.dropped.most_common())
+    lines = [
+        "## Training signal",
+        "",
+        f"Training episodes solved: {solved}/{data.training_episodes}. Tasks played: {len(data.results)}: "
+        f"{always} always solved, {never} never solved, {mixed} sometimes (only these give GRPO an advantage).",
+        f"Groups dropped: {dropped or 'none'}; policy updates: {len(data.updates)}.",
+        "",
+    ]
+    if not data.updates and data.dropped.get("zero_variance"):
+        lines += [
+            "No update was made because every complete group had the same reward for all its episodes: the policy "
+            "is all-or-nothing on these tasks. More episodes per group (`rollout.group_size`), one group per "
+            "batch (`batching.groups_per_batch=1`), a higher `policy.temperature`, or a stronger starting policy "
+            "give groups whose rewards differ.",
+            "",
+        ]
+    return lines
+
+
 def write_report(store: EventStore, folder: Path) -> Path:
     """Write report.md and its PNG plots into `folder`; returns the markdown's path."""
     data = collect(store)
@@ -135,6 +169,7 @@ def write_report(store: EventStore, folder: Path) -> Path:
             f"| {v} | {m.get('loss', 0.0):.4f} | {m.get('clip_fraction', 0.0):.3f} | {m.get('tokens', 0.0):.0f} |"
             for v, m in data.updates
         ] + [""]
+    lines += training_signal(data)
     examples = lineage_examples(data)
     if examples:
         lines += ["## Lineage examples", "", *examples, ""]

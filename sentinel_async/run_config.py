@@ -52,7 +52,7 @@ class EvalSettings(msgspec.Struct, frozen=True, kw_only=True):
     final policy."""
 
     split: Literal["train", "test", "base"] = "test"
-    every: int = 1
+    every: int = 2
     initial: bool = True
     trials: int = 1
     max_tasks: int | None = None
@@ -71,10 +71,13 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     domain: str = "retail"
     seed: int = 0
     policy: PolicyConfig = PolicyConfig()
-    rollout: RolloutConfig = RolloutConfig()
+    rollout: RolloutConfig = RolloutConfig(group_size=8)
+    """Eight episodes per task: the CPU bootstrap is all-or-nothing on most tasks, and a group teaches only when
+    its rewards differ (measured: with groups of 4 and 2 groups per batch, 15 of 16 groups had none)."""
     pool: PoolConfig = PoolConfig()
     proposer: ProposerSettings = ProposerSettings()
-    batching: BatchingConfig = BatchingConfig()
+    batching: BatchingConfig = BatchingConfig(groups_per_batch=1)
+    """Train on every group whose rewards differ as soon as it is complete, rather than waiting for a second."""
     trainer: TrainerConfig = TrainerConfig(lr=1e-4)
     evaluation: EvalSettings = EvalSettings()
     pattern_every: int = 8

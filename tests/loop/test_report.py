@@ -1,0 +1,39 @@
+"""The run report explains where GRPO's signal came from, or why there was none."""
+
+from __future__ import annotations
+
+from sentinel_async.events import EpisodeFinished, Event, GroupsDropped
+from sentinel_async.report import collect, training_signal
+from sentinel_async.store import MemoryEventStore, StreamAppend
+from sentinel_async.store.base import as_new_events
+
+
+def finished(episode_id: str, task_id: str, reward: float) -> EpisodeFinished:
+    return EpisodeFinished(episode_id=episode_id, task_id=task_id, termination="user_stop", reward=reward)
+
+
+def commit(store: MemoryEventStore, stream: str, events: list[Event]) -> None:
+    store.commit_sync([StreamAppend(stream_id=stream, events=as_new_events(events))])
+
+
+def test_all_or_nothing_groups_are_counted_and_explained() -> None:
+    store = MemoryEventStore()
+    for i in range(4):
+        commit(store, f"episode-a{i}", [finished(f"a{i}", "always", 1.0)])
+        commit(store, f"episode-n{i}", [finished(f"n{i}", "never", 0.0)])
+    commit(store, "solver", [GroupsDropped(groups={"g-always": "zero_variance", "g-never": "zero_variance"})])
+    text = "\n".join(training_signal(collect(store)))
+    assert "solved: 4/8" in text
+    assert "1 always solved, 1 never solved, 0 sometimes" in text
+    assert "2 zero variance" in text
+    assert "No update was made" in text
+
+
+def test_mixed_tasks_are_the_ones_that_teach() -> None:
+    store = MemoryEventStore()
+    for i, reward in enumerate([1.0, 0.0, 1.0, 0.0]):
+        commit(store, f"episode-m{i}", [finished(f"m{i}", "mixed", reward)])
+    text = "\n".join(training_signal(collect(store)))
+    assert "0 always solved, 0 never solved, 1 sometimes" in text
+    assert "Groups dropped: none" in text
+    assert "No update was made" not in text
