@@ -8,9 +8,12 @@ On short exercises that say an id and, a few tokens later, ask for it in a tool 
 copy within 2-4 minutes (exact copies 0% -> 30% between 300 and 400 steps of 32 exercises), and the skill carries
 over to the demonstrations that follow.
 
-Each exercise: a little filler cut from the demonstrations, then one to three values (ids, names, zip codes),
-each said in a short sentence (" my zip is 28236.") after distractors of its kind, then a tool call that names
-them all in a random order; the loss is on the values in the call alone.
+Each exercise: a little filler cut from the demonstrations, then one to `max_slots` values (ids, names, zip
+codes), each said in a short sentence (" my zip is 28236.") after distractors of its kind, then a tool call
+that names them all in a random order; the loss is on the values in the call alone. Hard exercises (for
+`SFTConfig.slot_hard_from` on) drill long ids most, among up to three distractors that share their prefix.
+Measured on the `tiny` build: they are learnt (loss 0.03) but do not carry over to item ids in returns and
+exchanges, which must be picked out of a long order listing; see the README's bootstrap section.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ class SlotCopy:
     def exercise(self, rng: random.Random, *, hard: bool = False) -> Sample:
         """One exercise: 1..`max_slots` values said in sentences, then one call with them; the mask covers the
         values in the call. A `hard` one picks kinds by their length in tokens (long ids more often), says up to
-        `hard_distractors` other values first with up to three times the filler between them, and makes `near_distractors` of them share a prefix with it."""
+        `hard_distractors` other values first with up to three times the filler between them, and makes
+        `near_distractors` of them share a prefix with it."""
         count = rng.randint(1, min(self.max_slots, len(self.kinds)))
         weights = self.length_weights if hard else None
         kinds: list[str] = []
@@ -79,17 +83,17 @@ class SlotCopy:
         ids = self._filler(rng, 1, filler)
         for kind in kinds:
             distractors = rng.randint(0, self.hard_distractors if hard else self.max_distractors)
-            said = [self._distractor(rng, kind, chosen[kind], hard) for _ in range(distractors)]
-            for value in said:
-                ids += self._say(kind, value) + self._filler(rng, 2, filler)
+            others = [self._distractor(rng, kind, chosen[kind], hard) for _ in range(distractors)]
+            for other in others:
+                ids += self._say(kind, other) + self._filler(rng, 2, filler)
             ids += self._say(kind, chosen[kind]) + self._filler(rng, 0, self.max_filler)
         mask = [0] * len(ids)
         for index, kind in enumerate(rng.sample(kinds, len(kinds))):
             opening = '<tool_call>\n{"name": "find", "arguments": {' if index == 0 else ", "
             part = self._encode(f'{opening}"{kind}": "')
-            value = self._encode(chosen[kind])
-            ids += part + value
-            mask += [0] * len(part) + [1] * len(value)
+            copied = self._encode(chosen[kind])
+            ids += part + copied
+            mask += [0] * len(part) + [1] * len(copied)
         end = self._encode('"}}\n</tool_call>')
         return Sample(ids + end, mask + [0] * len(end))
 
