@@ -24,6 +24,7 @@ from tqdm import tqdm
 from sentinel_async.agents.controller.service import Controller, ControllerConfig
 from sentinel_async.agents.episode import EpisodeOutcome
 from sentinel_async.agents.evaluation import EvalConfig, evaluate, register_tasks
+from sentinel_async.agents.recording import episode_stream
 from sentinel_async.agents.rollout_worker import RolloutWorker
 from sentinel_async.agents.scripted import ScriptCache, ScriptedUser
 from sentinel_async.agents.solver.service import Solver, SolverConfig
@@ -76,6 +77,8 @@ class TrainingRun:
         self.run_dir = run_dir
         self.store = store
         self.loaded = loaded
+        self._evaluating = anyio.Lock()
+        """Held while an evaluation runs: shutting down waits for it instead of cutting its episodes short."""
         self.domain: Domain = get_domain(config.domain)
         self._scripts = ScriptCache(self.domain)  # type: ignore[arg-type]  # the loop plays retail
         self.trainer = GRPOTrainer(
@@ -113,6 +116,23 @@ class TrainingRun:
 
     async def evaluate_version(self, version: int) -> float:
         """Evaluate the rollout policy (now at `version`) on the held-out split; record it once per version."""
+        async with self._evaluating:
+            return await self._evaluate_version(version)
+
+    def _eval_run_id(self, version: int, task_ids: list[str]) -> str:
+        """The evaluation's id: `<run>-eval-v<version>`, with `-a<n>` for the n-th retry when an earlier
+        attempt was cut short (a killed process) and left episodes in the log, which stay as they are."""
+        base = f"{self.config.run_id}-eval-v{version}"
+        attempt = 0
+        while True:
+            run_id = base if attempt == 0 else f"{base}-a{attempt}"
+            trials = range(self.config.evaluation.trials)
+            streams = (episode_stream(f"{run_id}-{task_id}-{trial}") for task_id in task_ids for trial in trials)
+            if all(self.store.stream_version(stream) == 0 for stream in streams):
+                return run_id
+            attempt += 1
+
+    async def _evaluate_version(self, version: int) -> float:
         done = evaluations(self.store)
         if version in done:
             return done[version]
@@ -128,7 +148,7 @@ class TrainingRun:
             seed=self.config.seed,
             max_steps=settings.max_steps,
             task_ids=[t.id for t in tasks],
-            run_id=f"{self.config.run_id}-eval-v{version}",
+            run_id=self._eval_run_id(version, [t.id for t in tasks]),
         )
         policy = with_temperature(self.loaded.policy, settings.temperature)
         with tqdm(
@@ -196,7 +216,8 @@ class TrainingRun:
             await self.worker(on_done).run()
             await self.settle()
             controller_stop.set()
-            group.cancel_scope.cancel()
+            async with self._evaluating:  # an evaluation under way finishes first: cut short, it would be redone
+                group.cancel_scope.cancel()
         await self.evaluate_version(self.loaded.policy.policy_version)
 
     async def settle(self, timeout: float = 600.0) -> None:
