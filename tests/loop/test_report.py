@@ -1,4 +1,4 @@
-"""The run report explains where GRPO's signal came from, or why there was none."""
+"""The run report explains where GRPO's signal came from, or why there was none; evaluation retries."""
 
 from __future__ import annotations
 
@@ -37,3 +37,19 @@ def test_mixed_tasks_are_the_ones_that_teach() -> None:
     assert "0 always solved, 0 never solved, 1 sometimes" in text
     assert "Groups dropped: none" in text
     assert "No update was made" not in text
+
+
+def test_an_evaluation_cut_short_is_retried_under_new_episode_ids() -> None:
+    from types import SimpleNamespace
+
+    from sentinel_async.events import EpisodeStarted
+    from sentinel_async.loop import TrainingRun
+    from sentinel_async.run_config import RunConfig
+
+    store = MemoryEventStore()
+    run = SimpleNamespace(config=RunConfig(run_id="r"), store=store)
+    assert TrainingRun._eval_run_id(run, 2, ["5", "9"]) == "r-eval-v2"  # type: ignore[arg-type]
+    started = EpisodeStarted(episode_id="r-eval-v2-9-0", task_id="9", domain="retail", policy_version=2, seed=0)
+    commit(store, "episode-r-eval-v2-9-0", [started])  # a killed process left this episode half-written
+    assert TrainingRun._eval_run_id(run, 2, ["5", "9"]) == "r-eval-v2-a1"  # type: ignore[arg-type]
+    assert store.stream_version("episode-r-eval-v2-9-0") == 1, "the cut-short episode stays as it was"
