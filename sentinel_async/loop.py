@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from sentinel_async.agents.controller.service import Controller, ControllerConfi
 from sentinel_async.agents.episode import EpisodeOutcome
 from sentinel_async.agents.evaluation import EvalConfig, evaluate, register_tasks
 from sentinel_async.agents.recording import episode_stream
+from sentinel_async.agents.rollout import plan_trials
 from sentinel_async.agents.rollout_worker import RolloutWorker
 from sentinel_async.agents.scripted import ScriptCache, ScriptedUser
 from sentinel_async.agents.solver.service import Solver, SolverConfig
@@ -64,6 +65,20 @@ def evaluations(store: EventStore) -> dict[int, float]:
         if isinstance(record.payload, EvaluationFinished):
             found[record.payload.policy_version] = record.payload.pass_hat_k.get(1, 0.0)
     return found
+
+
+def untouched_eval_id(store: EventStore, base: str, tasks: Sequence[TaskSpec], trials: int) -> str:
+    """`base`, or `base-a<n>` for the n-th retry when an earlier attempt was cut short (a killed process) and left
+    episodes in the log under those ids; they stay as they are."""
+    run_id, attempt = base, 0
+    # (episode ids do not depend on the seed)
+    while any(
+        store.stream_version(episode_stream(job.episode_id))
+        for job in plan_trials(tasks, trials, seed=0, prefix=run_id)
+    ):
+        attempt += 1
+        run_id = f"{base}-a{attempt}"
+    return run_id
 
 
 class TrainingRun:
@@ -119,19 +134,6 @@ class TrainingRun:
         async with self._evaluating:
             return await self._evaluate_version(version)
 
-    def _eval_run_id(self, version: int, task_ids: list[str]) -> str:
-        """The evaluation's id: `<run>-eval-v<version>`, with `-a<n>` for the n-th retry when an earlier
-        attempt was cut short (a killed process) and left episodes in the log, which stay as they are."""
-        base = f"{self.config.run_id}-eval-v{version}"
-        attempt = 0
-        while True:
-            run_id = base if attempt == 0 else f"{base}-a{attempt}"
-            trials = range(self.config.evaluation.trials)
-            streams = (episode_stream(f"{run_id}-{task_id}-{trial}") for task_id in task_ids for trial in trials)
-            if all(self.store.stream_version(stream) == 0 for stream in streams):
-                return run_id
-            attempt += 1
-
     async def _evaluate_version(self, version: int) -> float:
         done = evaluations(self.store)
         if version in done:
@@ -148,7 +150,7 @@ class TrainingRun:
             seed=self.config.seed,
             max_steps=settings.max_steps,
             task_ids=[t.id for t in tasks],
-            run_id=self._eval_run_id(version, [t.id for t in tasks]),
+            run_id=untouched_eval_id(self.store, f"{self.config.run_id}-eval-v{version}", tasks, settings.trials),
         )
         policy = with_temperature(self.loaded.policy, settings.temperature)
         with tqdm(

@@ -23,6 +23,7 @@ from sentinel_async.events import (
     TaskProposed,
     TasksSampled,
 )
+from sentinel_async.metrics import is_success
 from sentinel_async.store import EventStore
 
 
@@ -115,10 +116,11 @@ def training_signal(data: ReportData) -> list[str]:
     many tasks the policy always solved, never solved, or solved sometimes (only those teach anything)."""
     if not data.training_episodes:
         return []
-    always = sum(1 for rewards in data.results.values() if all(r >= 1.0 - 1e-6 for r in rewards))
-    never = sum(1 for rewards in data.results.values() if all(r <= 1e-6 for r in rewards))
-    mixed = len(data.results) - always - never
-    solved = sum(r >= 1.0 - 1e-6 for rewards in data.results.values() for r in rewards)
+    successes = [[is_success(r) for r in rewards] for rewards in data.results.values()]
+    always = sum(all(task) for task in successes)
+    never = sum(not any(task) for task in successes)
+    mixed = len(successes) - always - never
+    solved = sum(map(sum, successes))
     dropped = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in data.dropped.most_common())
     lines = [
         "## Training signal",

@@ -40,16 +40,14 @@ def test_mixed_tasks_are_the_ones_that_teach() -> None:
 
 
 def test_an_evaluation_cut_short_is_retried_under_new_episode_ids() -> None:
-    from types import SimpleNamespace
-
     from sentinel_async.events import EpisodeStarted
-    from sentinel_async.loop import TrainingRun
-    from sentinel_async.run_config import RunConfig
+    from sentinel_async.loop import untouched_eval_id
+    from sentinel_async.tools.retail import RetailDomain
 
     store = MemoryEventStore()
-    run = SimpleNamespace(config=RunConfig(run_id="r"), store=store)
-    assert TrainingRun._eval_run_id(run, 2, ["5", "9"]) == "r-eval-v2"  # type: ignore[arg-type]
+    tasks = [task for task in RetailDomain().tasks("test") if task.id in ("5", "9")]
+    assert untouched_eval_id(store, "r-eval-v2", tasks, 1) == "r-eval-v2"
     started = EpisodeStarted(episode_id="r-eval-v2-9-0", task_id="9", domain="retail", policy_version=2, seed=0)
     commit(store, "episode-r-eval-v2-9-0", [started])  # a killed process left this episode half-written
-    assert TrainingRun._eval_run_id(run, 2, ["5", "9"]) == "r-eval-v2-a1"  # type: ignore[arg-type]
+    assert untouched_eval_id(store, "r-eval-v2", tasks, 1) == "r-eval-v2-a1"
     assert store.stream_version("episode-r-eval-v2-9-0") == 1, "the cut-short episode stays as it was"
