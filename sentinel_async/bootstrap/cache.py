@@ -45,6 +45,8 @@ class DemoStats(msgspec.Struct, frozen=True, kw_only=True):
     episodes_by_intent: dict[str, int]
     tasks_by_intent: dict[str, int]
     extra_tasks: int
+    recoveries: int = 0
+    """Injected mistakes followed by their correction (`DemoConfig.mistake_rate`)."""
 
 
 class Manifest(msgspec.Struct, frozen=True, kw_only=True):
@@ -225,6 +227,7 @@ def build(
             episodes_by_intent=demos.episodes_by_intent,
             tasks_by_intent=demos.tasks_by_intent,
             extra_tasks=len(extra),
+            recoveries=demos.recoveries,
         ),
         sft=metrics,
         build_seconds=time.monotonic() - start,

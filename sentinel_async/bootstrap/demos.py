@@ -26,6 +26,8 @@ from sentinel_async.agents.protocols import PolicyTurn
 from sentinel_async.agents.rollout import EpisodeJob, run_episodes
 from sentinel_async.agents.scripted import ScriptedExpert, ScriptedUser, derive_user_script
 from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
+from sentinel_async.bootstrap.mistakes import MistakeInjector, database_ids, is_mistake
+from sentinel_async.errors import SentinelError
 from sentinel_async.messages import ChatMessage, ToolCall
 from sentinel_async.tools.base import Split, TaskSpec
 from sentinel_async.tools.retail import RetailDomain
@@ -65,6 +67,9 @@ class DemoConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Also train on one short sample per assistant turn: that turn and the messages since the previous
     assistant turn (no tool list; loss on that turn only). Few ids stand nearby, so copying one is learnt
     before the model must pick it out of a whole episode full of similar ids."""
+    mistake_rate: float = 0.0
+    """Chance that a call naming an id is first made with the id mistyped, then, after the tool's error,
+    correctly (`sentinel_async.bootstrap.mistakes`); the mistaken turns are left out of the loss."""
 
 
 class DemoSet(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,6 +80,8 @@ class DemoSet(msgspec.Struct, frozen=True, kw_only=True):
     episodes_by_intent: dict[str, int]
     tasks_by_intent: dict[str, int]
     failed: int
+    recoveries: int = 0
+    """Injected mistakes (and so recoveries) in the kept conversations."""
 
 
 class Sample(msgspec.Struct, frozen=True):
@@ -160,13 +167,20 @@ async def generate_demos(
         extra_tasks, domain, config, episodes_per_task=config.episodes_per_general_task
     )
     scripts = {task.id: derive_user_script(task, domain) for task in tasks}
+    known = database_ids(domain.new_environment().db) if config.mistake_rate > 0 else frozenset()
 
-    def make_policy(task: TaskSpec, seed: int) -> Any:
+    def make_expert(task: TaskSpec) -> Any:
         script = scripts[task.id]
         if config.expert == "dialogue":
             return DialogueExpert(task, domain, script=script)
         expert = ScriptedExpert(task, domain, script=script)
         return GroundedExpert(expert, script.identity.user_id) if config.ground_ids else expert
+
+    def make_policy(task: TaskSpec, seed: int) -> Any:
+        expert = make_expert(task)
+        if config.mistake_rate <= 0:
+            return expert
+        return MistakeInjector(expert, rate=config.mistake_rate, known=known, seed=seed)
 
     def make_user(task: TaskSpec, seed: int) -> ScriptedUser:
         return ScriptedUser(scripts[task.id], seed=seed)
@@ -190,6 +204,7 @@ async def generate_demos(
         episodes_by_intent=dict(sorted(by_intent.items())),
         tasks_by_intent=dict(sorted(tasks_by_intent.items())),
         failed=len(outcomes) - len(kept),
+        recoveries=sum(is_mistake(m) for o in kept for m in o.messages if m.role == "assistant"),
     )
 
 
@@ -205,7 +220,8 @@ def dialogue_text(conversation: Sequence[ChatMessage]) -> str:
 def tokenize_demos(
     tokenizer: Any, conversations: Sequence[Sequence[ChatMessage]], tools: list[dict[str, Any]], *, max_len: int
 ) -> tuple[list[Sample], int]:
-    """Render every conversation with the chat template; the loss mask is `return_assistant_tokens_mask`.
+    """Render every conversation with the chat template; the loss mask is `return_assistant_tokens_mask`, less
+    the injected mistakes (`sentinel_async.bootstrap.mistakes`).
 
     Conversations longer than `max_len` tokens are cut at `max_len`; returns the samples and how many were cut.
     """
@@ -215,6 +231,7 @@ def tokenize_demos(
     cut = 0
     for conversation in conversations:
         ids, mask = render_ids(tokenizer, to_template_messages(conversation), tools)
+        mask = without_mistakes(mask, conversation)
         if len(ids) > max_len:
             cut += 1
             ids, mask = ids[:max_len], mask[:max_len]
@@ -233,6 +250,8 @@ def turn_window_samples(tokenizer: Any, conversation: Sequence[ChatMessage], *, 
     assistant = [i for i, m in enumerate(conversation) if m.role == "assistant"]
     samples: list[Sample] = []
     for n, current in enumerate(assistant):
+        if is_mistake(conversation[current]):
+            continue
         calls = conversation[current].tool_calls
         values = [value for c in calls for value in _values(c.arguments)]
         # the shortest window, from one of the last `max_back` assistant turns, that shows every value
@@ -240,7 +259,7 @@ def turn_window_samples(tokenizer: Any, conversation: Sequence[ChatMessage], *, 
             context = " ".join(_visible(m) for m in conversation[previous:current])
             if calls and all(value in context for value in values):
                 ids, mask = render_ids(tokenizer, messages[previous : current + 1], None)
-                start, end = _last_run(mask)
+                start, end = _runs(mask)[-1]
                 samples.append(Sample(ids, [int(start <= i < end) for i in range(len(mask))]))
                 break
     return samples
@@ -259,12 +278,32 @@ def _values(arguments: object) -> list[str]:
     return [str(arguments)] if isinstance(arguments, str) else []
 
 
-def _last_run(mask: Sequence[int]) -> tuple[int, int]:
-    """[start, end) of the last run of 1s in `mask`."""
-    end = len(mask)
-    while end > 0 and not mask[end - 1]:
-        end -= 1
-    start = end
-    while start > 0 and mask[start - 1]:
-        start -= 1
-    return start, end
+def without_mistakes(mask: Sequence[int], conversation: Sequence[ChatMessage]) -> list[int]:
+    """`mask` (one run of 1s per assistant message, in order) with the runs of injected mistakes set to 0."""
+    assistant = [m for m in conversation if m.role == "assistant"]
+    if not any(is_mistake(m) for m in assistant):
+        return list(mask)
+    runs = _runs(mask)
+    if len(runs) != len(assistant):
+        raise SentinelError(
+            f"cannot find the assistant turns in a rendered conversation ({len(runs)} masked runs for "
+            f"{len(assistant)} assistant messages): the chat template must mark every assistant turn"
+        )
+    out = list(mask)
+    for (start, end), message in zip(runs, assistant, strict=True):
+        if is_mistake(message):
+            out[start:end] = [0] * (end - start)
+    return out
+
+
+def _runs(mask: Sequence[int]) -> list[tuple[int, int]]:
+    """[start, end) of every run of 1s in `mask`, in order."""
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, bit in enumerate([*mask, 0]):
+        if bit and start is None:
+            start = i
+        elif not bit and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs

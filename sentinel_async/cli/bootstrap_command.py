@@ -45,7 +45,8 @@ def format_manifest(manifest: Any, path: Path) -> str:
             f"  size {manifest.config.size}: {manifest.parameters:,} parameters, vocabulary {manifest.vocab_size}, "
             f"prompt prefix {manifest.prompt_prefix_tokens} tokens",
             f"  demonstrations: {demos.episodes} episodes, {demos.tokens:,} tokens "
-            f"({demos.assistant_tokens:,} trained on); by intent: {mix}",
+            f"({demos.assistant_tokens:,} trained on), {demos.recoveries} injected mistakes recovered from; "
+            f"by intent: {mix}",
             f"  sft: {sft.steps} steps ({sft.slot_steps} of them slot-copy steps; {sft.epochs:.1f} epochs of the "
             f"demonstrations) in {sft.seconds:.0f} s, "
             f"{sft.tokens_per_s:,.0f} tok/s, "
