@@ -256,6 +256,8 @@ class BatchFormed(EventBase, frozen=True, kw_only=True):
     episode_ids: list[str]
     groups: dict[str, list[str]] = msgspec.field(default_factory=dict)
     policy_version: int = 0
+    progress_weight: float = 0.0
+    """`BatchingConfig.progress_weight` when the batch was formed (its advantages depend on it)."""
 
 
 class PolicyUpdated(EventBase, frozen=True, kw_only=True):

@@ -335,5 +335,10 @@ def _assistant_event(episode_id: str, index: int, turn: PolicyTurn, message: Cha
 def _breakdown(reward: RewardBreakdown | None) -> dict[str, float]:
     if reward is None:
         return {}
-    parts = {"db": reward.db, "communicate": reward.communicate, "action": reward.action}
+    parts = {
+        "db": reward.db,
+        "communicate": reward.communicate,
+        "action": reward.action,
+        "progress": reward.progress,
+    }
     return {name: value for name, value in parts.items() if value is not None}

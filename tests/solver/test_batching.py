@@ -11,15 +11,25 @@ from sentinel_async.store.base import as_new_events
 
 
 def episode(
-    store: MemoryEventStore, episode_id: str, group: str, reward: float, *, version: int = 0, turns: int | None = None
+    store: MemoryEventStore,
+    episode_id: str,
+    group: str,
+    reward: float,
+    *,
+    version: int = 0,
+    turns: int | None = None,
+    progress: float | None = None,
 ) -> list[Event]:
+    breakdown = {} if progress is None else {"progress": progress}
     trace = TokenTrace(prompt_ids=[1, 2, 3], sampled_ids=[4, 5], logprobs=[-1.0, -2.0])
     events: list[Event] = [
         EpisodeStarted(episode_id=episode_id, task_id="t", domain="d", policy_version=version, seed=0, group_id=group),
         AssistantMessage(
             episode_id=episode_id, turn=1, tokens=trace, policy_version=version if turns is None else turns
         ),
-        EpisodeFinished(episode_id=episode_id, task_id="t", termination="user_stop", reward=reward),
+        EpisodeFinished(
+            episode_id=episode_id, task_id="t", termination="user_stop", reward=reward, breakdown=breakdown
+        ),
     ]
     store.commit_sync([StreamAppend(stream_id=f"episode-{episode_id}", events=as_new_events(events))])
     return events
@@ -101,3 +111,32 @@ def test_evaluation_episodes_never_form_groups() -> None:
         )  # fmt: skip
         tracker.observe(EpisodeFinished(episode_id=f"e{i}", task_id="t", termination="user_stop", reward=float(i)))
     assert tracker.complete_groups() == []
+
+
+def test_progress_weight_turns_failures_that_got_further_into_a_signal_and_replays_alike() -> None:
+    store = MemoryEventStore()
+    for i, progress in enumerate([0.25, 0.75, 0.25, 0.5]):
+        episode(store, f"f{i}", "fails", 0.0, progress=progress)
+    plain = plan_batch(store, tracked(store), step=1, current_version=0, config=BatchingConfig(groups_per_batch=1))
+    assert plain.batch is None
+    assert plain.dropped_groups == {"fails": "zero_variance"}
+
+    config = BatchingConfig(groups_per_batch=1, progress_weight=0.5)
+    plan = plan_batch(store, tracked(store), step=1, current_version=0, config=config)
+    assert plan.batch is not None
+    advantages = plan.batch.advantages
+    assert advantages["f1"] > advantages["f3"] > advantages["f0"] == advantages["f2"]
+    event = batch_event(plan.batch)
+    assert event.progress_weight == 0.5
+    assert rebuild_batch(store, event).advantages == advantages
+
+
+def test_with_progress_a_solved_episode_still_beats_every_unsolved_one() -> None:
+    store = MemoryEventStore()
+    for i, (reward, progress) in enumerate([(1.0, 0.5), (0.0, 1.0), (0.0, 0.0)]):
+        episode(store, f"e{i}", "g", reward, progress=progress)
+    config = BatchingConfig(groups_per_batch=1, progress_weight=0.5)
+    plan = plan_batch(store, tracked(store), step=1, current_version=0, config=config)
+    assert plan.batch is not None
+    advantages = plan.batch.advantages
+    assert advantages["e0"] > advantages["e1"] > advantages["e2"]

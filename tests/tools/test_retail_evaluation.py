@@ -255,3 +255,18 @@ def test_simulation_run_export_reads_back_in_tau2(domain: RetailDomain, evaluato
         environment_constructor=tau2_retail().get_environment, task=task_to_tau2(task), full_trajectory=run.messages
     )
     assert info.reward == 1.0
+
+
+def test_progress_is_the_share_of_gold_actions_matched_and_never_the_reward(
+    domain: RetailDomain, evaluator: Evaluator
+) -> None:
+    task, actions = missing_write(domain)
+    total = len(task.gold_actions)
+    messages = play(domain, actions, task.communicate_info)
+    partial = evaluator.evaluate(task, messages, "agent_stop")
+    assert partial.reward == 0.0
+    assert partial.progress == pytest.approx((total - 1) / total)
+    cut_short = evaluator.evaluate(task, messages, "too_many_errors")
+    assert cut_short.progress == partial.progress, "an episode that ran out of errors still shows how far it got"
+    full = play(domain, gold(task), task.communicate_info)
+    assert evaluator.evaluate(task, full, "agent_stop").progress == 1.0

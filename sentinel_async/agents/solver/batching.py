@@ -6,6 +6,12 @@ dropped, as data (`BatchPlan.dropped_groups` / `dropped_episodes`, which the Sol
 `GroupsDropped` event and as counts in the next step's metrics), when an episode in it is stale or has a
 policy-version mismatch (see `weights.check_versions`) or when its rewards all agree (zero variance: no
 learning signal). A `BatchFormed` event lists exactly the episodes kept, by group.
+
+The reward a group is normalised on is tau2's episode reward plus `progress_weight` times the share of the
+task's gold actions the episode matched (`training_reward`): with a weight above 0, episodes that fail at
+different points differ, so a policy that never solves a task still learns which attempts got further. The
+weight is recorded in `BatchFormed`, so a replayed batch gets the same advantages; reported rewards and
+pass^k stay tau2's.
 """
 
 from __future__ import annotations
@@ -29,6 +35,18 @@ class BatchingConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_staleness: int = 1
     allow_mixed_versions: bool = True
     min_reward_std: float = 1e-6
+    progress_weight: float = 0.0
+    """Weight of the share of gold actions matched in the training reward (0: tau2's reward alone). Below 1, a
+    solved episode always outranks an unsolved one."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.progress_weight < 1.0:
+            raise ValueError(f"progress_weight must be in [0, 1), not {self.progress_weight}")
+
+
+def training_reward(trace: EpisodeTrace, progress_weight: float) -> float:
+    """What a group is normalised on: the episode's reward plus `progress_weight` times its progress."""
+    return trace.reward + progress_weight * trace.progress
 
 
 class TrainingBatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,6 +58,7 @@ class TrainingBatch(msgspec.Struct, frozen=True, kw_only=True):
     groups: dict[str, list[str]]
     traces: list[EpisodeTrace]
     advantages: dict[str, float]
+    progress_weight: float = 0.0
 
     @property
     def samples(self) -> list[TrainingSample]:
@@ -129,19 +148,26 @@ def screen_group(
             bad[trace.episode_id] = reason
     if bad:
         return sorted(set(bad.values()))[0], bad
-    if len(traces) < 2 or statistics.pstdev([t.reward for t in traces]) < config.min_reward_std:
+    rewards = [training_reward(t, config.progress_weight) for t in traces]
+    if len(traces) < 2 or statistics.pstdev(rewards) < config.min_reward_std:
         return "zero_variance", bad
     return None, bad
 
 
 def make_batch(
-    step: int, policy_version: int, groups: Sequence[tuple[str, Sequence[EpisodeTrace]]], eps: float = 1e-6
+    step: int,
+    policy_version: int,
+    groups: Sequence[tuple[str, Sequence[EpisodeTrace]]],
+    eps: float = 1e-6,
+    *,
+    progress_weight: float = 0.0,
 ) -> TrainingBatch:
-    """A batch of the given groups, with group-normalised advantages."""
+    """A batch of the given groups, with advantages normalised per group on `training_reward`."""
     advantages: dict[str, float] = {}
     traces: list[EpisodeTrace] = []
     for _, members in groups:
-        for trace, adv in zip(members, group_advantages([t.reward for t in members], eps), strict=True):
+        rewards = [training_reward(t, progress_weight) for t in members]
+        for trace, adv in zip(members, group_advantages(rewards, eps), strict=True):
             advantages[trace.episode_id] = adv
             traces.append(trace)
     return TrainingBatch(
@@ -151,6 +177,7 @@ def make_batch(
         groups={g: [t.episode_id for t in members] for g, members in groups},
         traces=traces,
         advantages=advantages,
+        progress_weight=progress_weight,
     )
 
 
@@ -177,7 +204,7 @@ def plan_batch(
         return BatchPlan(batch=None, dropped_groups=dropped_groups, dropped_episodes=dropped_episodes)
     for group, _ in kept:
         tracker.consume(group)
-    batch = make_batch(step, current_version, kept)
+    batch = make_batch(step, current_version, kept, progress_weight=config.progress_weight)
     return BatchPlan(batch=batch, dropped_groups=dropped_groups, dropped_episodes=dropped_episodes)
 
 
@@ -197,11 +224,12 @@ def batch_event(batch: TrainingBatch) -> BatchFormed:
         episode_ids=batch.episode_ids,
         groups=batch.groups,
         policy_version=batch.policy_version,
+        progress_weight=batch.progress_weight,
     )
 
 
 def rebuild_batch(store: EventStore, event: BatchFormed) -> TrainingBatch:
     """The batch a `BatchFormed` event lists, rebuilt from the episodes' streams (no screening)."""
     groups = [(g, [load_trace(store, e) for e in ids]) for g, ids in event.groups.items()]
-    batch = make_batch(event.step, event.policy_version, groups)
+    batch = make_batch(event.step, event.policy_version, groups, progress_weight=event.progress_weight)
     return msgspec.structs.replace(batch, batch_id=event.batch_id)

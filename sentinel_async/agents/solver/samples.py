@@ -41,6 +41,8 @@ class EpisodeTrace(msgspec.Struct, frozen=True, kw_only=True):
     turn_versions: list[int | None]
     samples: list[TrainingSample]
     prefix_breaks: int = 0
+    progress: float = 0.0
+    """The share of the task's gold actions the episode matched (`EpisodeFinished.breakdown["progress"]`)."""
 
 
 class IncompleteEpisodeError(ValueError):
@@ -103,6 +105,7 @@ def trace_from_events(events: Sequence[RecordedEvent | Event]) -> EpisodeTrace:
         turn_versions=[t.policy_version for t in turns],
         samples=samples,
         prefix_breaks=breaks,
+        progress=finished.breakdown.get("progress", 0.0),
     )
 
 

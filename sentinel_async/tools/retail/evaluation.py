@@ -68,6 +68,14 @@ def _action_matches(action: GoldAction, call: ToolCall) -> bool:
     return predicted == expected
 
 
+def action_progress(messages: Sequence[ChatMessage], actions: Sequence[GoldAction]) -> float | None:
+    """The share of the gold actions some tool call of the trajectory matches (None without gold actions):
+    how far a failed episode got, a diagnostic that never enters tau2's reward."""
+    if not actions:
+        return None
+    return 1.0 - len(unmatched_actions(messages, actions)) / len(actions)
+
+
 def unmatched_actions(messages: Sequence[ChatMessage], actions: Sequence[GoldAction]) -> tuple[str, ...]:
     """The ids of the gold actions that no tool call of the trajectory matches (tau2's ACTION check)."""
     calls = [call for m in messages if m.role in ("assistant", "user") for call in m.tool_calls]
@@ -141,11 +149,13 @@ class Evaluator:
 
     def evaluate(self, task: TaskSpec, messages: Sequence[ChatMessage], termination_reason: str) -> RewardBreakdown:
         """Score one episode: the termination gate, then the product over the task's reward basis."""
+        progress = action_progress(messages, task.gold_actions)
         if termination_reason not in SCORING_TERMINATIONS:
             return RewardBreakdown(
                 reward=0.0,
                 termination_reason=termination_reason,
                 terminated_ok=False,
+                progress=progress,
                 note=f"terminated prematurely: {termination_reason}",
             )
         criteria = task.evaluation_criteria
@@ -188,4 +198,5 @@ class Evaluator:
             missing_info=missing,
             unmatched_actions=unmatched,
             replay_mismatches=mismatches,
+            progress=progress,
         )

@@ -28,6 +28,8 @@ class RewardBreakdown(msgspec.Struct, frozen=True, kw_only=True):
     missing_info: tuple[str, ...] = ()
     unmatched_actions: tuple[str, ...] = ()
     replay_mismatches: int = 0
+    progress: float | None = None
+    """The share of gold actions matched (`evaluation.action_progress`); not part of `reward`."""
     note: str = ""
 
     @property
