@@ -41,6 +41,8 @@ class ReportData(msgspec.Struct, kw_only=True):
     proposed: dict[str, TaskProposed] = msgspec.field(default_factory=dict)
     results: dict[str, list[float]] = msgspec.field(default_factory=lambda: defaultdict(list))
     training_episodes: int = 0
+    progress: list[float] = msgspec.field(default_factory=list)
+    """Each training episode's share of gold actions matched, in the order they finished."""
     dropped: Counter[str] = msgspec.field(default_factory=Counter)
     """Groups the Solver dropped, by reason ("zero_variance", "stale", ...)."""
 
@@ -68,9 +70,11 @@ def collect(store: EventStore) -> ReportData:
                 data.proposed[task_id] = payload
             case GroupsDropped(groups=groups):
                 data.dropped.update(groups.values())
-            case EpisodeFinished(task_id=task_id, reward=reward, purpose="train"):
+            case EpisodeFinished(task_id=task_id, reward=reward, purpose="train", breakdown=breakdown):
                 data.results[task_id].append(reward)
                 data.training_episodes += 1
+                if "progress" in breakdown:
+                    data.progress.append(breakdown["progress"])
             case _:
                 pass
     return data
@@ -130,11 +134,20 @@ def training_signal(data: ReportData) -> list[str]:
         f"Groups dropped: {dropped or 'none'}; policy updates: {len(data.updates)}.",
         "",
     ]
+    if len(data.progress) >= 2:
+        half = len(data.progress) // 2
+        first, last = data.progress[:half], data.progress[half:]
+        lines += [
+            "Progress of training episodes (share of the task's gold actions matched, whether solved or not): "
+            f"{sum(first) / len(first):.3f} in the first half, {sum(last) / len(last):.3f} in the second.",
+            "",
+        ]
     if not data.updates and data.dropped.get("zero_variance"):
         lines += [
             "No update was made because every complete group had the same reward for all its episodes: the policy "
             "is all-or-nothing on these tasks. More episodes per group (`rollout.group_size`), one group per "
-            "batch (`batching.groups_per_batch=1`), a higher `policy.temperature`, or a stronger starting policy "
+            "batch (`batching.groups_per_batch=1`), a progress term in the training reward "
+            "(`batching.progress_weight`), a higher `policy.temperature`, or a stronger starting policy "
             "give groups whose rewards differ.",
             "",
         ]

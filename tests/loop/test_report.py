@@ -39,6 +39,17 @@ def test_mixed_tasks_are_the_ones_that_teach() -> None:
     assert "No update was made" not in text
 
 
+def test_the_progress_of_training_episodes_is_compared_between_halves() -> None:
+    store = MemoryEventStore()
+    for i, progress in enumerate([0.2, 0.4, 0.6, 1.0]):
+        event = EpisodeFinished(
+            episode_id=f"p{i}", task_id="t", termination="user_stop", reward=0.0, breakdown={"progress": progress}
+        )
+        commit(store, f"episode-p{i}", [event])
+    text = "\n".join(training_signal(collect(store)))
+    assert "0.300 in the first half, 0.800 in the second" in text
+
+
 def test_an_evaluation_cut_short_is_retried_under_new_episode_ids() -> None:
     from sentinel_async.events import EpisodeStarted
     from sentinel_async.loop import untouched_eval_id
