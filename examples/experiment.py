@@ -37,9 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/experiment"), help="experiment folder")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--rounds", type=int, default=8, help="rollout rounds per run (the rollout budget)")
+    parser.add_argument("--rounds", type=int, default=3, help="rollout rounds per run (the rollout budget)")
     parser.add_argument("--tasks-per-round", type=int, default=4)
-    parser.add_argument("--group-size", type=int, default=4)
+    parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--trials", type=int, default=4, help="trials per test task (pass^1..pass^trials)")
     parser.add_argument("--eval-tasks", type=int, default=None, help="only the first N test tasks")
     parser.add_argument("--size", default="tiny", help="bootstrap size")
@@ -217,8 +217,8 @@ async def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"baseline: evaluating the bootstrap policy ({args.trials} trials per test task)", flush=True)
-    base_log = (await run_all(args, [(BASELINE, 0)]))[(BASELINE, 0)]
-    logs = await run_all(args, [(arm, seed) for arm in args.arms for seed in args.seeds])
+    logs = await run_all(args, [(BASELINE, 0)] + [(arm, seed) for arm in args.arms for seed in args.seeds])
+    base_log = logs[(BASELINE, 0)]
     base_rewards, base_ids, _ = final_rewards(base_log)
     runs: dict[str, list[dict[str, list[float]]]] = {}
     run_metrics: dict[str, list[dict[str, float]]] = {}
