@@ -49,7 +49,7 @@ NAMED: dict[str, BootstrapConfig] = {
     "tiny": BootstrapConfig(
         size="tiny",
         model=MODEL_SIZES["tiny"],
-        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True, mistake_rate=0.15),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
         sft=SFTConfig(
             lr=3e-3,
             warmup_steps=20,

@@ -27,6 +27,7 @@ from sentinel_async.agents.rollout import EpisodeJob, run_episodes
 from sentinel_async.agents.scripted import ScriptedExpert, ScriptedUser, derive_user_script
 from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
 from sentinel_async.bootstrap.mistakes import MistakeInjector, database_ids, is_mistake
+from sentinel_async.bootstrap.tokenizer import mask_runs
 from sentinel_async.errors import SentinelError
 from sentinel_async.messages import ChatMessage, ToolCall
 from sentinel_async.tools.base import Split, TaskSpec
@@ -259,7 +260,7 @@ def turn_window_samples(tokenizer: Any, conversation: Sequence[ChatMessage], *, 
             context = " ".join(_visible(m) for m in conversation[previous:current])
             if calls and all(value in context for value in values):
                 ids, mask = render_ids(tokenizer, messages[previous : current + 1], None)
-                start, end = _runs(mask)[-1]
+                start, end = mask_runs(mask)[-1]
                 samples.append(Sample(ids, [int(start <= i < end) for i in range(len(mask))]))
                 break
     return samples
@@ -283,7 +284,7 @@ def without_mistakes(mask: Sequence[int], conversation: Sequence[ChatMessage]) -
     assistant = [m for m in conversation if m.role == "assistant"]
     if not any(is_mistake(m) for m in assistant):
         return list(mask)
-    runs = _runs(mask)
+    runs = mask_runs(mask)
     if len(runs) != len(assistant):
         raise SentinelError(
             f"cannot find the assistant turns in a rendered conversation ({len(runs)} masked runs for "
@@ -294,16 +295,3 @@ def without_mistakes(mask: Sequence[int], conversation: Sequence[ChatMessage]) -
         if is_mistake(message):
             out[start:end] = [0] * (end - start)
     return out
-
-
-def _runs(mask: Sequence[int]) -> list[tuple[int, int]]:
-    """[start, end) of every run of 1s in `mask`, in order."""
-    runs: list[tuple[int, int]] = []
-    start: int | None = None
-    for i, bit in enumerate([*mask, 0]):
-        if bit and start is None:
-            start = i
-        elif not bit and start is not None:
-            runs.append((start, i))
-            start = None
-    return runs

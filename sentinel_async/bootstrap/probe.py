@@ -42,7 +42,7 @@ def turn_accuracy(
     import torch
 
     from sentinel_async.agents.clients.token_client import to_template_messages
-    from sentinel_async.bootstrap.tokenizer import render_ids
+    from sentinel_async.bootstrap.tokenizer import mask_runs, render_ids
     from sentinel_async.devices import model_device
 
     device = model_device(model)
@@ -72,16 +72,3 @@ def turn_accuracy(
         token_accuracy=tokens_right / tokens if tokens else 0.0,
         by_kind={k: (n, right[k] / n) for k, n in total.items()},
     )
-
-
-def mask_runs(mask: Sequence[int]) -> list[tuple[int, int]]:
-    """[start, end) of every run of 1s."""
-    runs: list[tuple[int, int]] = []
-    start = None
-    for i, bit in enumerate([*mask, 0]):
-        if bit and start is None:
-            start = i
-        elif not bit and start is not None:
-            runs.append((start, i))
-            start = None
-    return runs

@@ -199,3 +199,16 @@ def render_ids(
     ids = [int(i) for i in out["input_ids"]]
     mask = [int(m) for m in out["assistant_masks"]]
     return ids, mask
+
+
+def mask_runs(mask: Sequence[int]) -> list[tuple[int, int]]:
+    """[start, end) of every run of 1s in a mask (`render_ids` gives one run per assistant message)."""
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, bit in enumerate([*mask, 0]):
+        if bit and start is None:
+            start = i
+        elif not bit and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs

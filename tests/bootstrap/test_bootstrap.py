@@ -181,8 +181,8 @@ def test_sft_loss_falls(built: Bootstrap) -> None:
 def test_slot_copy_exercises_say_values_then_ask_for_them_in_a_call(built: Bootstrap) -> None:
     import random
 
-    from sentinel_async.bootstrap.probe import mask_runs
     from sentinel_async.bootstrap.slots import SlotCopy
+    from sentinel_async.bootstrap.tokenizer import mask_runs
 
     tokenizer = built.tokenizer
     values = {"order_id": ["#W1000001", "#W2000002", "#W3000003"], "first_name": ["Ada", "Mei"], "zip": ["28236"]}
@@ -208,8 +208,8 @@ def test_near_distractors_share_a_prefix_and_the_call_copies_the_last_value_said
     import random
     import re
 
-    from sentinel_async.bootstrap.probe import mask_runs
     from sentinel_async.bootstrap.slots import SlotCopy
+    from sentinel_async.bootstrap.tokenizer import mask_runs
 
     tokenizer = built.tokenizer
     items = ["1234567890", "5555566666", "9081726354"]
