@@ -13,7 +13,8 @@ final policy is evaluated the same way. The script prints pass^1..pass^k with 95
 shift in failure categories on the test split; it saves results.json, results.md and the plots in `--out`.
 Finished runs are reused, so an interrupted experiment continues where it stopped.
 
-    python examples/experiment.py --out runs/experiment                  # 3 arms x 3 seeds (about 2 h on 2 cores)
+    python examples/experiment.py --out runs/experiment      # 3 arms x 3 seeds, trials 4 (about 90 min on 2 cores)
+    python examples/experiment.py --out runs/exp8 --trials 2  # measured: 62 min
     python examples/experiment.py --out runs/exp-small --rounds 2 --seeds 0 --eval-tasks 8 --trials 2
 """
 
