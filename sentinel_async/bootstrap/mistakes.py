@@ -8,6 +8,10 @@ that name a database id, it first makes the same call with that id mistyped the 
 
 The mistaken turn is not trained on: its tool call's id starts with `MISTAKE_PREFIX`, and
 `sentinel_async.bootstrap.demos` leaves such turns out of the loss, so the policy learns the recovery only.
+
+Measured on the `tiny` build (`DemoConfig.mistake_rate` 0.15): the model learnt to retry (a well-formed call
+after 65% of tool errors, against none without) but never with the right id, and test pass^1 did not improve
+(0.025 against 0.050), so the option is off by default.
 """
 
 from __future__ import annotations
