@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from sentinel_async.agents.protocols import Policy, PolicyTurn
+from sentinel_async.bootstrap.entities import retail_entities
 from sentinel_async.messages import ChatMessage, ToolCall
 
 MISTAKE_PREFIX = "mistake_"
@@ -72,19 +73,15 @@ def mistaken_call(call: ToolCall, rng: random.Random, known: Collection[str]) ->
     if not slots:
         return None
     name, index = slots[rng.randrange(len(slots))]
+    value = call.arguments[name] if index is None else call.arguments[name][index]
+    wrong = mistype(str(value), rng, known)
+    if wrong is None:
+        return None
     arguments = dict(call.arguments)
     if index is None:
-        wrong = mistype(str(arguments[name]), rng, known)
-        if wrong is None:
-            return None
         arguments[name] = wrong
     else:
-        values = list(arguments[name])
-        wrong = mistype(str(values[index]), rng, known)
-        if wrong is None:
-            return None
-        values[index] = wrong
-        arguments[name] = values
+        arguments[name] = [wrong if i == index else v for i, v in enumerate(arguments[name])]
     return msgspec.structs.replace(call, id=f"{MISTAKE_PREFIX}{call.id}", arguments=arguments)
 
 
@@ -119,9 +116,5 @@ class MistakeInjector:
 
 def database_ids(db: Any) -> frozenset[str]:
     """Every order, product and item id of a retail database."""
-    ids: set[str] = set(db.orders) | set(db.products)
-    for product in db.products.values():
-        ids.update(product.variants)
-    for order in db.orders.values():
-        ids.update(item.item_id for item in order.items)
-    return frozenset(ids)
+    entities = retail_entities(db)
+    return frozenset(value for kind in ("order", "product", "item") for value in entities[kind])

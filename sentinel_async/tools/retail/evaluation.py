@@ -68,12 +68,12 @@ def _action_matches(action: GoldAction, call: ToolCall) -> bool:
     return predicted == expected
 
 
-def action_progress(messages: Sequence[ChatMessage], actions: Sequence[GoldAction]) -> float | None:
-    """The share of the gold actions some tool call of the trajectory matches (None without gold actions):
-    how far a failed episode got, a diagnostic that never enters tau2's reward."""
+def action_progress(unmatched: Sequence[str], actions: Sequence[GoldAction]) -> float | None:
+    """The share of the gold actions the trajectory matched, given the `unmatched_actions` (None without gold
+    actions): how far a failed episode got, a diagnostic that never enters tau2's reward."""
     if not actions:
         return None
-    return 1.0 - len(unmatched_actions(messages, actions)) / len(actions)
+    return 1.0 - len(unmatched) / len(actions)
 
 
 def unmatched_actions(messages: Sequence[ChatMessage], actions: Sequence[GoldAction]) -> tuple[str, ...]:
@@ -149,7 +149,8 @@ class Evaluator:
 
     def evaluate(self, task: TaskSpec, messages: Sequence[ChatMessage], termination_reason: str) -> RewardBreakdown:
         """Score one episode: the termination gate, then the product over the task's reward basis."""
-        progress = action_progress(messages, task.gold_actions)
+        unmatched = unmatched_actions(messages, task.gold_actions)
+        progress = action_progress(unmatched, task.gold_actions)
         if termination_reason not in SCORING_TERMINATIONS:
             return RewardBreakdown(
                 reward=0.0,
@@ -180,7 +181,6 @@ class Evaluator:
             db = 1.0 if _fingerprint(env) == self.gold_fingerprint(task) else 0.0
         missing = communicate_check(messages, task.communicate_info)
         communicate = 0.0 if missing else 1.0
-        unmatched = unmatched_actions(messages, task.gold_actions)
         action = 0.0 if unmatched else 1.0
 
         parts = {"DB": db, "COMMUNICATE": communicate, "ACTION": action}
