@@ -64,9 +64,16 @@ NAMED: dict[str, BootstrapConfig] = {
     "small": BootstrapConfig(
         size="small",
         model=MODEL_SIZES["small"],
-        demos=DemoConfig(episodes_per_task=1, general_tasks=600, turn_windows=True),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
         sft=SFTConfig(
-            lr=2e-3, warmup_steps=10, batch_tokens=4096, max_minutes=90.0, context_loss_weight=0.5, slot_steps=1000
+            lr=2e-3,
+            warmup_steps=20,
+            batch_tokens=8192,
+            max_steps=100_000,
+            max_minutes=60.0,
+            slot_steps=600,
+            slot_hard_from=400,
+            slot_fraction=0.15,
         ),
     ),
 }
