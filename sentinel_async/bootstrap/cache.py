@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from sentinel_async.bootstrap.config import BootstrapConfig, fingerprint
+from sentinel_async.bootstrap.config import BootstrapConfig, fingerprint, resolve_tool_view
 from sentinel_async.bootstrap.demos import (
     DemoSet,
     TaskSource,
@@ -29,6 +29,7 @@ from sentinel_async.bootstrap.demos import (
     turn_window_samples,
 )
 from sentinel_async.bootstrap.sft import SFTMetrics, train_sft
+from sentinel_async.messages import ToolView, view_tool_results
 from sentinel_async.tools.base import TaskSpec
 
 MANIFEST = "manifest.json"
@@ -72,6 +73,11 @@ class Bootstrap:
     tokenizer: Any
     model: Any
     manifest: Manifest
+
+    @property
+    def tool_view(self) -> ToolView | None:
+        """How this policy reads tool results (its configuration's `tool_view`)."""
+        return resolve_tool_view(self.manifest.config.tool_view)
 
 
 def cache_root(cache_dir: Path | str | None = None) -> Path:
@@ -143,16 +149,15 @@ def load_or_build(
 
 def load_bootstrap_models(
     size: str = "tiny", cache_dir: Path | str | None = None, *, minutes: float | None = None, progress: bool = True
-) -> tuple[Any, Any, Any]:
-    """(tokenizer, rollout model, training model) of the cached bootstrap of a named size, built on first use.
-
-    The two models are separate copies of the same weights (the trainer updates one, generation reads the other).
-    """
+) -> tuple[Any, Any, Any, ToolView | None]:
+    """(tokenizer, rollout model, training model, tool view) of the cached bootstrap of a named size, built on
+    first use. The two models are separate copies of the same weights (the trainer updates one, generation reads
+    the other); prompts must show tool results through the tool view, as in training."""
     from sentinel_async.bootstrap.config import bootstrap_config
     from sentinel_async.bootstrap.model import load_model
 
     result = load_or_build(bootstrap_config(size, minutes=minutes), cache_dir=cache_dir, progress=progress)
-    return result.tokenizer, result.model, load_model(result.path)
+    return result.tokenizer, result.model, load_model(result.path), result.tool_view
 
 
 def build(
@@ -180,19 +185,21 @@ def build(
             tqdm.write(f"bootstrap: generating {config.demos.general_tasks} verified general tasks for demonstrations")
         extra = source(domain, config.demos.general_tasks, config.demos.seed)
     demos = _run_demos(domain, config, extra, progress)
+    view = resolve_tool_view(config.tool_view)
+    conversations = [view_tool_results(c, view) for c in demos.conversations]
     tools = domain.tool_schemas()
     entities = retail_entities(domain.db) if config.entity_tokens else {}
     tokenizer = train_tokenizer(
-        retail_corpus(domain, (dialogue_text(c) for c in demos.conversations)),
+        retail_corpus(domain, (dialogue_text(c) for c in conversations)),
         vocab_size=config.vocab_size,
         style=config.prompt_style,
         digit_group=config.digit_group,
         isolate_spaces=config.isolate_spaces,
         entities=[text for texts in entities.values() for text in texts],
     )
-    samples, cut = tokenize_demos(tokenizer, demos.conversations, tools, max_len=config.model.context)
+    samples, cut = tokenize_demos(tokenizer, conversations, tools, max_len=config.model.context)
     if config.demos.turn_windows:
-        samples += [w for c in demos.conversations for w in turn_window_samples(tokenizer, c)]
+        samples += [w for c in conversations for w in turn_window_samples(tokenizer, c)]
     prefix, _ = render_ids(tokenizer, [{"role": "system", "content": domain.policy()}], tools)
     model = build_model(config.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=0)
     if progress:

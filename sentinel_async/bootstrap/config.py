@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -13,10 +13,14 @@ from sentinel_async.bootstrap.sft import SFTConfig
 from sentinel_async.bootstrap.tokenizer import PromptStyle
 from sentinel_async.errors import SentinelError
 
-FORMAT_VERSION = 2
+if TYPE_CHECKING:
+    from sentinel_async.messages import ToolView
+
+FORMAT_VERSION = 3
 """Bumped when the build changes in a way the config does not show (cached results are then rebuilt)."""
 
 Size = Literal["toy", "tiny", "small"]
+ToolViewName = Literal["raw", "lines"]
 
 
 class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +35,9 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     entity_tokens: bool = False
     """Every database id one token (see `sentinel_async.bootstrap.entities`)."""
     prompt_style: PromptStyle = "compact"
+    tool_view: ToolViewName = "raw"
+    """How the policy reads tool results: "raw" (tau2's JSON) or "lines" (`retail_lines`: one line per item or
+    variant, the customer's description before its ids). Used in training and in every prompt."""
     model: ModelConfig = msgspec.field(default_factory=lambda: MODEL_SIZES["tiny"])
     demos: DemoConfig = msgspec.field(default_factory=DemoConfig)
     sft: SFTConfig = msgspec.field(default_factory=SFTConfig)
@@ -40,6 +47,7 @@ NAMED: dict[str, BootstrapConfig] = {
     # Smoke tests and CI: builds in seconds, plays episodes, learns nothing.
     "toy": BootstrapConfig(
         size="toy",
+        tool_view="lines",
         vocab_size=600,
         digit_group=1,
         model=MODEL_SIZES["toy"],
@@ -48,6 +56,7 @@ NAMED: dict[str, BootstrapConfig] = {
     ),
     "tiny": BootstrapConfig(
         size="tiny",
+        tool_view="lines",
         model=MODEL_SIZES["tiny"],
         demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
         sft=SFTConfig(
@@ -63,6 +72,7 @@ NAMED: dict[str, BootstrapConfig] = {
     ),
     "small": BootstrapConfig(
         size="small",
+        tool_view="lines",
         model=MODEL_SIZES["small"],
         demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
         sft=SFTConfig(
@@ -88,6 +98,17 @@ def bootstrap_config(size: Size | str = "tiny", *, minutes: float | None = None)
     if minutes is not None:
         config = msgspec.structs.replace(config, sft=msgspec.structs.replace(config.sft, max_minutes=minutes))
     return config
+
+
+def resolve_tool_view(name: str) -> ToolView | None:
+    """The `ToolView` a configuration names (None for "raw")."""
+    if name == "raw":
+        return None
+    if name == "lines":
+        from sentinel_async.tools.retail.views import retail_lines
+
+        return retail_lines
+    raise SentinelError(f"unknown tool view {name!r}; expected raw or lines")
 
 
 def fingerprint(config: BootstrapConfig) -> str:

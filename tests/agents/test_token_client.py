@@ -47,6 +47,18 @@ def test_prompt_ids_equal_the_tokenizer_rendering(tokenizer: Any, order_tools: l
     assert policy.sampling.stop_token_ids == (tokenizer.convert_tokens_to_ids("<|im_end|>"), 0)
 
 
+def test_a_tool_view_changes_the_prompt_and_not_the_conversation(
+    tokenizer: Any, order_tools: list[dict[str, Any]]
+) -> None:
+    def shout(name: str, content: str) -> str:
+        return content.upper()
+
+    policy = TokenPolicy(tokenizer, generator=None, tool_view=shout)  # type: ignore[arg-type]
+    text = tokenizer.decode(policy.render_prompt(CONVERSATION, order_tools))
+    assert '<tool_response>\n{"STATUS": "PENDING"}\n</tool_response>' in text
+    assert CONVERSATION[-1].content == '{"status": "pending"}'
+
+
 async def test_token_policy_over_fake_vllm(
     tokenizer: Any, make_config: MakeConfig, order_tools: list[dict[str, Any]]
 ) -> None:

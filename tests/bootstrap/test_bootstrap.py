@@ -45,6 +45,7 @@ from sentinel_async.tools.retail.evaluation import Evaluator  # noqa: E402
 
 TOY = BootstrapConfig(
     size="toy",
+    tool_view="lines",
     vocab_size=600,
     digit_group=1,
     model=ModelConfig(hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64, context=2048),
@@ -309,6 +310,15 @@ async def test_built_policy_plays_an_episode(built: Bootstrap, domain: RetailDom
     assistant = [m for m in outcome.messages[2:] if m.role == "assistant"]
     assert assistant
     assert outcome.messages[0].role == "system"
+
+
+def test_the_policy_reads_tool_results_through_the_configured_view(built: Bootstrap, domain: RetailDomain) -> None:
+    policy = bootstrap_policy(built)
+    text = built.tokenizer.decode(policy.render_prompt(conversation(), domain.tool_schemas()))
+    assert "<tool_response>\norder_id: #W2378156\nstatus: pending\n</tool_response>" in text
+    assert '"status": "pending"' not in text
+    raw = msgspec.structs.replace(built.manifest, config=msgspec.structs.replace(TOY, tool_view="raw"))
+    assert Bootstrap(built.path, built.tokenizer, built.model, raw).tool_view is None
 
 
 def test_named_sizes_and_the_cli_summary(built: Bootstrap) -> None:

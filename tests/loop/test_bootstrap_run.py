@@ -90,3 +90,10 @@ def test_the_default_loop_runs_end_to_end_on_a_freshly_built_toy_bootstrap(
     assert evaluated[-1] == updates[-1].version, "and so is the final version"
     assert (run / "report" / "report.md").exists()
     assert (run / "report" / "pass1.png").stat().st_size > 1000
+
+    from sentinel_async.policies import load_policy
+    from sentinel_async.run_config import PolicyConfig
+    from sentinel_async.tools.retail.views import retail_lines
+
+    loaded = load_policy(PolicyConfig(size="toy"), seed=0)
+    assert loaded.policy.tool_view is retail_lines, "the run's policy reads tool results as its bootstrap was trained"

@@ -80,7 +80,12 @@ def write_call(intent: Intent, user_id: str, call_id: str) -> ToolCall:
 
 
 def confirmation(intent: Intent, call: ToolCall) -> str:
-    """The change spelt out with the call's own values, and the request for an explicit yes."""
+    """The change spelt out with the call's own values, and the request for an explicit yes.
+
+    A new item is said as the customer described it, then its id (`Name (k: v, ...) item_id 123`): that is how
+    a variant reads in the product details seen through `retail_lines`, so the id is what follows words the
+    turn has just written, rather than something to pick out of a listing by its options.
+    """
     args = call.arguments
     order = args.get("order_id")
     payment = args.get("payment_method_id")
@@ -91,9 +96,10 @@ def confirmation(intent: Intent, call: ToolCall) -> str:
     elif intent.kind in ("exchange", "modify_items"):
         verb = "exchange" if intent.kind == "exchange" else "modify"
         state = "delivered" if intent.kind == "exchange" else "pending"
+        new_items = "; ".join(f"{item.describe()} item_id {item.item_id}" for item in intent.new_items)
         body = (
-            f"{verb} items {', '.join(args['item_ids'])} of {state} order {order} for new items "
-            f"{', '.join(args['new_item_ids'])}, paying the difference with {payment}"
+            f"{verb} items {', '.join(args['item_ids'])} of {state} order {order} for new items {new_items}; "
+            f"paying the difference with {payment}"
         )
     elif intent.kind == "modify_payment":
         body = f"change the payment method of pending order {order} to {payment}"
