@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -34,21 +33,6 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
     tool_call_id: str | None = None
     name: str | None = None
     error: bool = False
-
-
-ToolView = Callable[[str, str], str]
-"""How a policy reads tool results: (tool name, content) -> the text it is shown (for instance
-`sentinel_async.tools.retail.views.retail_lines`). Events, tools and evaluators keep the content as returned."""
-
-
-def view_tool_results(conversation: Sequence[ChatMessage], view: ToolView | None) -> list[ChatMessage]:
-    """`conversation` with every tool message's content as `view` shows it (unchanged when `view` is None)."""
-    if view is None:
-        return list(conversation)
-    return [
-        msgspec.structs.replace(m, content=view(m.name or "", m.content)) if m.role == "tool" else m
-        for m in conversation
-    ]
 
 
 class TokenTrace(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from sentinel_async.messages import ToolView
+from sentinel_async.prompt_view import PromptView
 from sentinel_async.run_config import PolicyConfig
 
 
@@ -19,8 +19,8 @@ class LoadedPolicy(msgspec.Struct, kw_only=True):
     version: int
 
 
-def _models(config: PolicyConfig, seed: int) -> tuple[Any, Any, Any, ToolView | None]:
-    """(tokenizer, rollout model, training model, tool view) at version 0."""
+def _models(config: PolicyConfig, seed: int) -> tuple[Any, Any, Any, PromptView]:
+    """(tokenizer, rollout model, training model, prompt view) at version 0."""
     if config.kind == "tiny-random":
         from sentinel_async.testing.tiny_models import build_tiny_qwen3, build_tiny_tokenizer
 
@@ -29,7 +29,7 @@ def _models(config: PolicyConfig, seed: int) -> tuple[Any, Any, Any, ToolView | 
         def make() -> Any:
             return build_tiny_qwen3(len(tokenizer), seed=seed, eos_token_id=tokenizer.eos_token_id)
 
-        return tokenizer, make(), make(), None
+        return tokenizer, make(), make(), PromptView()
     from sentinel_async.bootstrap import load_bootstrap_models
 
     return load_bootstrap_models(size=config.size, cache_dir=config.cache_dir)
@@ -56,7 +56,7 @@ def load_policy(config: PolicyConfig, *, seed: int, checkpoint: str | None = Non
     from sentinel_async.agents.clients import SamplingParams, TokenPolicy, TransformersGenerator
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a bar per checkpoint save
-    tokenizer, rollout_model, train_model, tool_view = _models(config, seed)
+    tokenizer, rollout_model, train_model, view = _models(config, seed)
     if checkpoint is not None:
         from transformers import AutoModelForCausalLM
 
@@ -76,7 +76,7 @@ def load_policy(config: PolicyConfig, *, seed: int, checkpoint: str | None = Non
     # No per-request seed: the generator draws one per call from its own seeded stream, so a group's episodes
     # explore differently while the run stays reproducible.
     sampling = SamplingParams(max_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
-    policy = TokenPolicy(tokenizer, generator, sampling=sampling, policy_version=version, tool_view=tool_view)
+    policy = TokenPolicy(tokenizer, generator, sampling=sampling, policy_version=version, view=view)
     return LoadedPolicy(tokenizer=tokenizer, policy=policy, train_model=train_model, version=version)
 
 
@@ -97,5 +97,5 @@ def with_temperature(policy: Any, temperature: float | None) -> Any:
         validate_tools=policy.validate_tools,
         policy_version=policy.policy_version,
         chat_template_kwargs=policy.chat_template_kwargs,
-        tool_view=policy.tool_view,
+        view=policy.view,
     )

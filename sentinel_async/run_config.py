@@ -76,11 +76,13 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     its rewards differ (measured: with groups of 4 and 2 groups per batch, 15 of 16 groups had none)."""
     pool: PoolConfig = PoolConfig()
     proposer: ProposerSettings = ProposerSettings()
-    batching: BatchingConfig = BatchingConfig(groups_per_batch=1, progress_weight=0.5)
+    batching: BatchingConfig = BatchingConfig(groups_per_batch=1, progress_weight=0.5, max_staleness=2)
     """Train on every group whose rewards differ as soon as it is complete, rather than waiting for a second; the
     training reward adds half the share of gold actions matched, so groups that all fail still teach which
     attempts got further (measured: with tau2's reward alone, 16 of 16 groups of the CPU bootstrap had no
-    variance)."""
+    variance). Episodes up to two versions behind are kept (the objective clips their ratio to the rollout
+    log-probs): with one, the default run dropped 4 of its 16 groups as stale, since a group's eight episodes
+    span an update or two."""
     trainer: TrainerConfig = TrainerConfig(lr=1e-4)
     evaluation: EvalSettings = EvalSettings()
     pattern_every: int = 8

@@ -27,9 +27,10 @@ from sentinel_async.bootstrap.demos import (
     generate_demos,
     tokenize_demos,
     turn_window_samples,
+    window_samples,
 )
 from sentinel_async.bootstrap.sft import SFTMetrics, train_sft
-from sentinel_async.messages import ToolView, view_tool_results
+from sentinel_async.prompt_view import PromptView, view_tool_results
 from sentinel_async.tools.base import TaskSpec
 
 MANIFEST = "manifest.json"
@@ -75,9 +76,10 @@ class Bootstrap:
     manifest: Manifest
 
     @property
-    def tool_view(self) -> ToolView | None:
-        """How this policy reads tool results (its configuration's `tool_view`)."""
-        return resolve_tool_view(self.manifest.config.tool_view)
+    def prompt_view(self) -> PromptView:
+        """What this policy is shown of a conversation, as in its training (`tool_view`, `window`)."""
+        config = self.manifest.config
+        return PromptView(tool_view=resolve_tool_view(config.tool_view), window=config.window)
 
 
 def cache_root(cache_dir: Path | str | None = None) -> Path:
@@ -149,15 +151,15 @@ def load_or_build(
 
 def load_bootstrap_models(
     size: str = "tiny", cache_dir: Path | str | None = None, *, minutes: float | None = None, progress: bool = True
-) -> tuple[Any, Any, Any, ToolView | None]:
-    """(tokenizer, rollout model, training model, tool view) of the cached bootstrap of a named size, built on
+) -> tuple[Any, Any, Any, PromptView]:
+    """(tokenizer, rollout model, training model, prompt view) of the cached bootstrap of a named size, built on
     first use. The two models are separate copies of the same weights (the trainer updates one, generation reads
-    the other); prompts must show tool results through the tool view, as in training."""
+    the other); prompts must be rendered through the prompt view, as in training."""
     from sentinel_async.bootstrap.config import bootstrap_config
     from sentinel_async.bootstrap.model import load_model
 
     result = load_or_build(bootstrap_config(size, minutes=minutes), cache_dir=cache_dir, progress=progress)
-    return result.tokenizer, result.model, load_model(result.path), result.tool_view
+    return result.tokenizer, result.model, load_model(result.path), result.prompt_view
 
 
 def build(
@@ -197,7 +199,11 @@ def build(
         isolate_spaces=config.isolate_spaces,
         entities=[text for texts in entities.values() for text in texts],
     )
-    samples, cut = tokenize_demos(tokenizer, conversations, tools, max_len=config.model.context)
+    if config.window is not None:
+        samples = [s for c in conversations for s in window_samples(tokenizer, c, config.window, tools)]
+        cut = 0
+    else:
+        samples, cut = tokenize_demos(tokenizer, conversations, tools, max_len=config.model.context)
     if config.demos.turn_windows:
         samples += [w for c in conversations for w in turn_window_samples(tokenizer, c)]
     prefix, _ = render_ids(tokenizer, [{"role": "system", "content": domain.policy()}], tools)

@@ -12,9 +12,10 @@ from sentinel_async.bootstrap.model import MODEL_SIZES, ModelConfig
 from sentinel_async.bootstrap.sft import SFTConfig
 from sentinel_async.bootstrap.tokenizer import PromptStyle
 from sentinel_async.errors import SentinelError
+from sentinel_async.prompt_view import ContextWindow
 
 if TYPE_CHECKING:
-    from sentinel_async.messages import ToolView
+    from sentinel_async.prompt_view import ToolView
 
 FORMAT_VERSION = 3
 """Bumped when the build changes in a way the config does not show (cached results are then rebuilt)."""
@@ -38,6 +39,9 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     tool_view: ToolViewName = "raw"
     """How the policy reads tool results: "raw" (tau2's JSON) or "lines" (`retail_lines`: one line per item or
     variant, the customer's description before its ids). Used in training and in every prompt."""
+    window: ContextWindow | None = None
+    """What of a long conversation the policy is shown (`ContextWindow`); None: all of it. With a window, every
+    assistant turn of a demonstration is trained on the prompt it would be shown (`demos.window_samples`)."""
     model: ModelConfig = msgspec.field(default_factory=lambda: MODEL_SIZES["tiny"])
     demos: DemoConfig = msgspec.field(default_factory=DemoConfig)
     sft: SFTConfig = msgspec.field(default_factory=SFTConfig)
@@ -48,6 +52,7 @@ NAMED: dict[str, BootstrapConfig] = {
     "toy": BootstrapConfig(
         size="toy",
         tool_view="lines",
+        window=ContextWindow(head=6, tail=6),
         vocab_size=600,
         digit_group=1,
         model=MODEL_SIZES["toy"],
@@ -57,14 +62,15 @@ NAMED: dict[str, BootstrapConfig] = {
     "tiny": BootstrapConfig(
         size="tiny",
         tool_view="lines",
+        window=ContextWindow(head=6, tail=6),
         model=MODEL_SIZES["tiny"],
-        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500),
         sft=SFTConfig(
             lr=3e-3,
             warmup_steps=20,
             batch_tokens=8192,
             max_steps=100_000,
-            max_minutes=25.0,
+            max_minutes=30.0,
             slot_steps=1200,
             slot_hard_from=800,
             slot_fraction=0.15,
@@ -73,8 +79,9 @@ NAMED: dict[str, BootstrapConfig] = {
     "small": BootstrapConfig(
         size="small",
         tool_view="lines",
+        window=ContextWindow(head=6, tail=6),
         model=MODEL_SIZES["small"],
-        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500),
         sft=SFTConfig(
             lr=2e-3,
             warmup_steps=20,

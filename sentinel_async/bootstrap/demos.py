@@ -30,6 +30,7 @@ from sentinel_async.bootstrap.mistakes import MistakeInjector, database_ids, is_
 from sentinel_async.bootstrap.tokenizer import mask_runs
 from sentinel_async.errors import SentinelError
 from sentinel_async.messages import ChatMessage, ToolCall
+from sentinel_async.prompt_view import ContextWindow, PromptView
 from sentinel_async.tools.base import Split, TaskSpec
 from sentinel_async.tools.retail import RetailDomain
 
@@ -263,6 +264,37 @@ def turn_window_samples(tokenizer: Any, conversation: Sequence[ChatMessage], *, 
                 start, end = mask_runs(mask)[-1]
                 samples.append(Sample(ids, [int(start <= i < end) for i in range(len(mask))]))
                 break
+    return samples
+
+
+def window_samples(
+    tokenizer: Any, conversation: Sequence[ChatMessage], window: ContextWindow, tools: list[dict[str, Any]]
+) -> list[Sample]:
+    """Each assistant turn on the prompt a policy with `window` is shown before it, the loss on that turn.
+
+    The turns whose prompts the window still shows whole share one sample (the conversation up to the last of
+    them, every such turn in the loss); each later turn is a sample of its own: the windowed prompt, then the
+    turn. Injected mistakes are never in the loss.
+    """
+    from sentinel_async.bootstrap.tokenizer import render_ids
+
+    shown_tools = PromptView(window=window).tools(tools)
+    system = 1 if conversation and conversation[0].role == "system" else 0
+    whole_up_to = system + window.head + window.tail  # a prompt of this many messages or fewer is shown whole
+    assistant = [j for j, m in enumerate(conversation) if m.role == "assistant"]
+    samples: list[Sample] = []
+    early = [j for j in assistant if j <= whole_up_to]
+    if early:
+        prefix = conversation[: early[-1] + 1]
+        ids, mask = render_ids(tokenizer, to_template_messages(prefix), shown_tools)
+        samples.append(Sample(ids, without_mistakes(mask, prefix)))
+    for j in assistant:
+        if j <= whole_up_to or is_mistake(conversation[j]):
+            continue
+        messages = [*window.apply(conversation[:j]), conversation[j]]
+        ids, mask = render_ids(tokenizer, to_template_messages(messages), shown_tools)
+        start, end = mask_runs(mask)[-1]
+        samples.append(Sample(ids, [int(start <= i < end) for i in range(len(mask))]))
     return samples
 
 

@@ -75,5 +75,5 @@ def bootstrap_policy(
         ContextLimitedGenerator(generator, context),
         sampling=sampling or DEFAULT_SAMPLING,
         policy_version=policy_version,
-        tool_view=bootstrap.tool_view,
+        view=bootstrap.prompt_view,
     )

@@ -19,6 +19,7 @@ from sentinel_async.agents.clients import (
 from sentinel_async.agents.clients.qwen_format import format_tool_call
 from sentinel_async.agents.clients.token_client import to_template_messages
 from sentinel_async.messages import ChatMessage, ToolCall
+from sentinel_async.prompt_view import PromptView
 from sentinel_async.testing import FakeCompletion, FakeVLLM, Fault
 
 MakeConfig = Callable[..., ClientConfig]
@@ -53,7 +54,7 @@ def test_a_tool_view_changes_the_prompt_and_not_the_conversation(
     def shout(name: str, content: str) -> str:
         return content.upper()
 
-    policy = TokenPolicy(tokenizer, generator=None, tool_view=shout)  # type: ignore[arg-type]
+    policy = TokenPolicy(tokenizer, generator=None, view=PromptView(tool_view=shout))  # type: ignore[arg-type]
     text = tokenizer.decode(policy.render_prompt(CONVERSATION, order_tools))
     assert '<tool_response>\n{"STATUS": "PENDING"}\n</tool_response>' in text
     assert CONVERSATION[-1].content == '{"status": "pending"}'

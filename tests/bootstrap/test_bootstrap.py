@@ -35,11 +35,19 @@ from sentinel_async.bootstrap import (  # noqa: E402
     fingerprint,
     load_or_build,
 )
-from sentinel_async.bootstrap.demos import Sample, plan_demos, task_intents  # noqa: E402
+from sentinel_async.agents.clients import TokenPolicy  # noqa: E402
+from sentinel_async.bootstrap.demos import (  # noqa: E402
+    Sample,
+    generate_demos,
+    plan_demos,
+    task_intents,
+    window_samples,
+)
 from sentinel_async.bootstrap.model import build_model  # noqa: E402
 from sentinel_async.bootstrap.sft import make_batches, train_sft  # noqa: E402
-from sentinel_async.bootstrap.tokenizer import render_ids  # noqa: E402
+from sentinel_async.bootstrap.tokenizer import mask_runs, render_ids  # noqa: E402
 from sentinel_async.messages import ChatMessage, ToolCall  # noqa: E402
+from sentinel_async.prompt_view import OMITTED, ContextWindow, PromptView  # noqa: E402
 from sentinel_async.tools.retail import RetailDomain  # noqa: E402
 from sentinel_async.tools.retail.evaluation import Evaluator  # noqa: E402
 
@@ -318,7 +326,31 @@ def test_the_policy_reads_tool_results_through_the_configured_view(built: Bootst
     assert "<tool_response>\norder_id: #W2378156\nstatus: pending\n</tool_response>" in text
     assert '"status": "pending"' not in text
     raw = msgspec.structs.replace(built.manifest, config=msgspec.structs.replace(TOY, tool_view="raw"))
-    assert Bootstrap(built.path, built.tokenizer, built.model, raw).tool_view is None
+    assert Bootstrap(built.path, built.tokenizer, built.model, raw).prompt_view == PromptView()
+
+
+async def test_window_samples_train_each_turn_on_the_prompt_the_policy_is_shown(
+    built: Bootstrap, domain: RetailDomain
+) -> None:
+    task = next(t for t in domain.tasks("train") if "exchange" in task_intents(t, domain))
+    demos = await generate_demos(domain, DemoConfig(episodes_per_task=1, intent_weights={}), extra_tasks=[task])
+    conversation = demos.conversations[-1]
+    window = ContextWindow(head=6, tail=4)
+    tools = domain.tool_schemas()
+    policy = TokenPolicy(built.tokenizer, generator=None, view=PromptView(window=window))  # type: ignore[arg-type]
+    samples = window_samples(built.tokenizer, conversation, window, tools)
+    assistant = [j for j, m in enumerate(conversation) if m.role == "assistant"]
+    late = [j for j in assistant if j > 1 + 6 + 4]
+    assert late, "the conversation is longer than the window"
+    assert len(samples) == 1 + len(late)
+    first = samples[0]
+    assert sum(1 for _ in mask_runs(first.mask)) == len(assistant) - len(late)
+    for j, sample in zip(late, samples[1:], strict=True):
+        ((start, end),) = mask_runs(sample.mask)
+        prompt = policy.render_prompt(conversation[:j], tools)
+        assert sample.ids[:start] == prompt, "the prompt trained on is the prompt the policy renders"
+        assert OMITTED in built.tokenizer.decode(prompt)
+        assert end == len(sample.ids) - 1, "the turn ends the sample (then the newline after <|im_end|>)"
 
 
 def test_named_sizes_and_the_cli_summary(built: Bootstrap) -> None:

@@ -96,4 +96,5 @@ def test_the_default_loop_runs_end_to_end_on_a_freshly_built_toy_bootstrap(
     from sentinel_async.tools.retail.views import retail_lines
 
     loaded = load_policy(PolicyConfig(size="toy"), seed=0)
-    assert loaded.policy.tool_view is retail_lines, "the run's policy reads tool results as its bootstrap was trained"
+    assert loaded.policy.view.tool_view is retail_lines, "the run's policy is shown what its bootstrap was trained on"
+    assert loaded.policy.view.window is not None

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from sentinel_async.agents.scripted.user_script import Item
-from sentinel_async.messages import ChatMessage, ToolCall, view_tool_results
+from sentinel_async.messages import ChatMessage, ToolCall
+from sentinel_async.prompt_view import view_tool_results
 from sentinel_async.tools.retail import RetailDomain, RetailEnvironment
 from sentinel_async.tools.retail.views import retail_lines
 

@@ -23,7 +23,8 @@ from sentinel_async.agents.clients.prefix_cache import PrefixCache
 from sentinel_async.agents.clients.qwen_format import new_call_id, parse_qwen_output
 from sentinel_async.agents.clients.wire import CompletionChoice, CompletionResponse, ModelList
 from sentinel_async.agents.protocols import PolicyTurn
-from sentinel_async.messages import ChatMessage, TokenTrace, ToolView, view_tool_results
+from sentinel_async.messages import ChatMessage, TokenTrace
+from sentinel_async.prompt_view import PromptView
 
 _TOKEN_ID = re.compile(r"token_id:(\d+)")
 DEFAULT_STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
@@ -408,7 +409,7 @@ class TokenPolicy:
     """The agent as a token-level policy (`Policy`): every turn carries its exact prompt and sampled ids.
 
     `policy_version` is stamped on each turn unless the generator reports the version it actually used;
-    `tool_view` (see `ToolView`) rewrites tool results in the prompt, never in the conversation.
+    `view` (see `PromptView`) chooses what of the conversation a prompt shows; the conversation is unchanged.
     """
 
     def __init__(
@@ -420,10 +421,10 @@ class TokenPolicy:
         validate_tools: bool = True,
         policy_version: int = 0,
         chat_template_kwargs: dict[str, Any] | None = None,
-        tool_view: ToolView | None = None,
+        view: PromptView | None = None,
     ) -> None:
         self.tokenizer = tokenizer
-        self.tool_view = tool_view
+        self.view = view or PromptView()
         self.generator = generator
         self.validate_tools = validate_tools
         self.policy_version = policy_version
@@ -445,8 +446,8 @@ class TokenPolicy:
     def render_prompt(self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]]) -> list[int]:
         """The prompt ids: the chat template over `conversation` and `tools`, with the generation prompt."""
         rendered = self.tokenizer.apply_chat_template(
-            to_template_messages(view_tool_results(conversation, self.tool_view)),
-            tools=tools or None,
+            to_template_messages(self.view.messages(conversation)),
+            tools=self.view.tools(tools) or None,
             add_generation_prompt=True,
             tokenize=True,
             return_dict=False,
