@@ -14,7 +14,11 @@ from typing import Any
 
 import msgspec
 
+from sentinel_async.agents.clients.token_client import to_template_messages
+from sentinel_async.bootstrap.demos import Sample, window_samples
+from sentinel_async.bootstrap.tokenizer import mask_runs, render_ids
 from sentinel_async.messages import ChatMessage
+from sentinel_async.prompt_view import ContextWindow, PromptView, view_tool_results
 
 
 class TurnAccuracy(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,31 +40,39 @@ def _turn_kind(message: ChatMessage) -> str:
 
 
 def turn_accuracy(
-    model: Any, tokenizer: Any, conversations: Sequence[Sequence[ChatMessage]], tools: list[dict[str, Any]]
+    model: Any,
+    tokenizer: Any,
+    conversations: Sequence[Sequence[ChatMessage]],
+    tools: list[dict[str, Any]],
+    view: PromptView | None = None,
 ) -> TurnAccuracy:
-    """Teacher-forced exact-turn accuracy of `model` on `conversations` (system prompt first)."""
+    """Teacher-forced exact-turn accuracy of `model` on `conversations` (system prompt first), each turn on the
+    prompt `view` shows the policy (whole conversations when None)."""
     import torch
 
-    from sentinel_async.agents.clients.token_client import to_template_messages
-    from sentinel_async.bootstrap.tokenizer import mask_runs, render_ids
     from sentinel_async.devices import model_device
 
+    view = view or PromptView()
     device = model_device(model)
     right: Counter[str] = Counter()
     total: Counter[str] = Counter()
     tokens_right = tokens = 0
     for conversation in conversations:
-        ids, mask = render_ids(tokenizer, to_template_messages(conversation), tools)
-        with torch.inference_mode():
-            logits = model(input_ids=torch.tensor([ids], device=device)).logits[0]
-        predicted = logits.argmax(-1).tolist()
-        hits = [predicted[i - 1] == ids[i] for i in range(1, len(ids))]
         kinds = [_turn_kind(m) for m in conversation if m.role == "assistant"]
-        runs = mask_runs(mask)
+        runs: list[tuple[list[int], int, int]] = []  # (sample ids, start, end) per assistant turn, in order
+        for sample in _samples(tokenizer, view_tool_results(conversation, view.tool_view), tools, view.window):
+            runs.extend((sample.ids, start, end) for start, end in mask_runs(sample.mask))
         if len(runs) != len(kinds):  # the template renders one run per assistant message
             raise ValueError(f"{len(runs)} assistant spans for {len(kinds)} assistant messages")
-        for kind, (start, end) in zip(kinds, runs, strict=True):
-            turn_hits = hits[max(0, start - 1) : end - 1]
+        predicted: dict[int, list[int]] = {}
+        for kind, (ids, start, end) in zip(kinds, runs, strict=True):
+            if id(ids) not in predicted:
+                with torch.inference_mode():
+                    predicted[id(ids)] = (
+                        model(input_ids=torch.tensor([ids], device=device)).logits[0].argmax(-1).tolist()
+                    )
+            guess = predicted[id(ids)]
+            turn_hits = [guess[i - 1] == ids[i] for i in range(max(1, start), end)]
             total[kind] += 1
             right[kind] += all(turn_hits)
             tokens_right += sum(turn_hits)
@@ -72,3 +84,12 @@ def turn_accuracy(
         token_accuracy=tokens_right / tokens if tokens else 0.0,
         by_kind={k: (n, right[k] / n) for k, n in total.items()},
     )
+
+
+def _samples(
+    tokenizer: Any, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]], window: ContextWindow | None
+) -> list[Sample]:
+    if window is not None:
+        return window_samples(tokenizer, conversation, window, tools)
+    ids, mask = render_ids(tokenizer, to_template_messages(conversation), tools)
+    return [Sample(ids, mask)]

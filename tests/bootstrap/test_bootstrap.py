@@ -20,6 +20,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
+from sentinel_async.agents.clients import TokenPolicy  # noqa: E402
 from sentinel_async.agents.clients.token_client import SamplingParams, to_template_messages  # noqa: E402
 from sentinel_async.agents.episode import EpisodeConfig, EpisodeRunner, Termination  # noqa: E402
 from sentinel_async.agents.scripted import ScriptedUser, derive_user_script  # noqa: E402
@@ -35,7 +36,6 @@ from sentinel_async.bootstrap import (  # noqa: E402
     fingerprint,
     load_or_build,
 )
-from sentinel_async.agents.clients import TokenPolicy  # noqa: E402
 from sentinel_async.bootstrap.demos import (  # noqa: E402
     Sample,
     generate_demos,
@@ -54,6 +54,7 @@ from sentinel_async.tools.retail.evaluation import Evaluator  # noqa: E402
 TOY = BootstrapConfig(
     size="toy",
     tool_view="lines",
+    window=ContextWindow(head=6, tail=6),
     vocab_size=600,
     digit_group=1,
     model=ModelConfig(hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64, context=2048),
@@ -325,7 +326,7 @@ def test_the_policy_reads_tool_results_through_the_configured_view(built: Bootst
     text = built.tokenizer.decode(policy.render_prompt(conversation(), domain.tool_schemas()))
     assert "<tool_response>\norder_id: #W2378156\nstatus: pending\n</tool_response>" in text
     assert '"status": "pending"' not in text
-    raw = msgspec.structs.replace(built.manifest, config=msgspec.structs.replace(TOY, tool_view="raw"))
+    raw = msgspec.structs.replace(built.manifest, config=msgspec.structs.replace(TOY, tool_view="raw", window=None))
     assert Bootstrap(built.path, built.tokenizer, built.model, raw).prompt_view == PromptView()
 
 
@@ -377,3 +378,16 @@ def test_a_name_is_the_same_tokens_in_a_sentence_and_in_a_tool_call(built: Boots
     for ids in (sentence, call):
         assert any(ids[i : i + len(name)] == name for i in range(len(ids))), "copying a name is an identity copy"
     assert built.tokenizer.decode(sentence) == "my name is Mei Kovacs and"
+
+
+async def test_turn_accuracy_counts_every_turn_with_or_without_a_window(built: Bootstrap, domain: RetailDomain) -> None:
+    from sentinel_async.bootstrap.probe import turn_accuracy
+
+    demos = await generate_demos(domain, DemoConfig(episodes_per_task=1, max_tasks=2, intent_weights={}))
+    tools = domain.tool_schemas()
+    whole = turn_accuracy(built.model, built.tokenizer, demos.conversations, tools)
+    windowed = turn_accuracy(built.model, built.tokenizer, demos.conversations, tools, built.prompt_view)
+    turns = sum(1 for c in demos.conversations for m in c if m.role == "assistant")
+    assert whole.turns == windowed.turns == turns
+    assert {k: n for k, (n, _) in whole.by_kind.items()} == {k: n for k, (n, _) in windowed.by_kind.items()}
+    assert 0.0 <= windowed.exact <= 1.0
