@@ -64,7 +64,7 @@ NAMED: dict[str, BootstrapConfig] = {
         tool_view="lines",
         window=ContextWindow(head=6, tail=6),
         model=MODEL_SIZES["tiny"],
-        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500),
         sft=SFTConfig(
             lr=3e-3,
             warmup_steps=20,
@@ -81,7 +81,7 @@ NAMED: dict[str, BootstrapConfig] = {
         tool_view="lines",
         window=ContextWindow(head=6, tail=6),
         model=MODEL_SIZES["small"],
-        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500),
         sft=SFTConfig(
             lr=2e-3,
             warmup_steps=20,
