@@ -62,15 +62,14 @@ NAMED: dict[str, BootstrapConfig] = {
     "tiny": BootstrapConfig(
         size="tiny",
         tool_view="lines",
-        window=ContextWindow(head=6, tail=6),
         model=MODEL_SIZES["tiny"],
-        demos=DemoConfig(episodes_per_task=2, general_tasks=1500),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
         sft=SFTConfig(
             lr=3e-3,
             warmup_steps=20,
             batch_tokens=8192,
             max_steps=100_000,
-            max_minutes=30.0,
+            max_minutes=25.0,
             slot_steps=1200,
             slot_hard_from=800,
             slot_fraction=0.15,
