@@ -27,7 +27,6 @@ from sentinel_async.bootstrap.demos import (
     generate_demos,
     tokenize_demos,
     turn_window_samples,
-    window_samples,
 )
 from sentinel_async.bootstrap.sft import SFTMetrics, train_sft
 from sentinel_async.prompt_view import PromptView, view_tool_results
@@ -199,11 +198,7 @@ def build(
         isolate_spaces=config.isolate_spaces,
         entities=[text for texts in entities.values() for text in texts],
     )
-    if config.window is not None:
-        samples = [s for c in conversations for s in window_samples(tokenizer, c, config.window, tools)]
-        cut = 0
-    else:
-        samples, cut = tokenize_demos(tokenizer, conversations, tools, max_len=config.model.context)
+    samples, cut = tokenize_demos(tokenizer, conversations, tools, max_len=config.model.context, window=config.window)
     if config.demos.turn_windows:
         samples += [w for c in conversations for w in turn_window_samples(tokenizer, c)]
     prefix, _ = render_ids(tokenizer, [{"role": "system", "content": domain.policy()}], tools)

@@ -220,25 +220,38 @@ def dialogue_text(conversation: Sequence[ChatMessage]) -> str:
 
 
 def tokenize_demos(
-    tokenizer: Any, conversations: Sequence[Sequence[ChatMessage]], tools: list[dict[str, Any]], *, max_len: int
+    tokenizer: Any,
+    conversations: Sequence[Sequence[ChatMessage]],
+    tools: list[dict[str, Any]],
+    *,
+    max_len: int,
+    window: ContextWindow | None = None,
 ) -> tuple[list[Sample], int]:
-    """Render every conversation with the chat template; the loss mask is `return_assistant_tokens_mask`, less
-    the injected mistakes (`sentinel_async.bootstrap.mistakes`).
-
-    Conversations longer than `max_len` tokens are cut at `max_len`; returns the samples and how many were cut.
-    """
-    from sentinel_async.bootstrap.tokenizer import render_ids
-
+    """Every conversation's samples (`conversation_samples`); samples longer than `max_len` tokens are cut at
+    `max_len`. Returns the samples and how many were cut."""
     samples: list[Sample] = []
     cut = 0
     for conversation in conversations:
-        ids, mask = render_ids(tokenizer, to_template_messages(conversation), tools)
-        mask = without_mistakes(mask, conversation)
-        if len(ids) > max_len:
-            cut += 1
-            ids, mask = ids[:max_len], mask[:max_len]
-        samples.append(Sample(ids, mask))
+        for sample in conversation_samples(tokenizer, conversation, tools, window):
+            if len(sample.ids) > max_len:
+                cut += 1
+                sample = Sample(sample.ids[:max_len], sample.mask[:max_len])
+            samples.append(sample)
     return samples, cut
+
+
+def conversation_samples(
+    tokenizer: Any, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]], window: ContextWindow | None
+) -> list[Sample]:
+    """What one conversation trains on: the whole of it rendered with the chat template, the loss on the
+    assistant's tokens less the injected mistakes (`sentinel_async.bootstrap.mistakes`); with a `window`, one
+    sample per windowed prompt (`window_samples`)."""
+    from sentinel_async.bootstrap.tokenizer import render_ids
+
+    if window is not None:
+        return window_samples(tokenizer, conversation, window, tools)
+    ids, mask = render_ids(tokenizer, to_template_messages(conversation), tools)
+    return [Sample(ids, without_mistakes(mask, conversation))]
 
 
 def turn_window_samples(tokenizer: Any, conversation: Sequence[ChatMessage], *, max_back: int = 3) -> list[Sample]:

@@ -14,11 +14,10 @@ from typing import Any
 
 import msgspec
 
-from sentinel_async.agents.clients.token_client import to_template_messages
-from sentinel_async.bootstrap.demos import Sample, window_samples
-from sentinel_async.bootstrap.tokenizer import mask_runs, render_ids
+from sentinel_async.bootstrap.demos import conversation_samples
+from sentinel_async.bootstrap.tokenizer import mask_runs
 from sentinel_async.messages import ChatMessage
-from sentinel_async.prompt_view import ContextWindow, PromptView, view_tool_results
+from sentinel_async.prompt_view import PromptView, view_tool_results
 
 
 class TurnAccuracy(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,25 +57,23 @@ def turn_accuracy(
     total: Counter[str] = Counter()
     tokens_right = tokens = 0
     for conversation in conversations:
-        kinds = [_turn_kind(m) for m in conversation if m.role == "assistant"]
-        runs: list[tuple[list[int], int, int]] = []  # (sample ids, start, end) per assistant turn, in order
-        for sample in _samples(tokenizer, view_tool_results(conversation, view.tool_view), tools, view.window):
-            runs.extend((sample.ids, start, end) for start, end in mask_runs(sample.mask))
-        if len(runs) != len(kinds):  # the template renders one run per assistant message
-            raise ValueError(f"{len(runs)} assistant spans for {len(kinds)} assistant messages")
-        predicted: dict[int, list[int]] = {}
-        for kind, (ids, start, end) in zip(kinds, runs, strict=True):
-            if id(ids) not in predicted:
-                with torch.inference_mode():
-                    predicted[id(ids)] = (
-                        model(input_ids=torch.tensor([ids], device=device)).logits[0].argmax(-1).tolist()
-                    )
-            guess = predicted[id(ids)]
-            turn_hits = [guess[i - 1] == ids[i] for i in range(max(1, start), end)]
-            total[kind] += 1
-            right[kind] += all(turn_hits)
-            tokens_right += sum(turn_hits)
-            tokens += len(turn_hits)
+        turn_kinds = [_turn_kind(m) for m in conversation if m.role == "assistant"]
+        samples = conversation_samples(tokenizer, view_tool_results(conversation, view.tool_view), tools, view.window)
+        runs = [mask_runs(sample.mask) for sample in samples]  # the template renders one run per assistant message
+        if sum(map(len, runs)) != len(turn_kinds):
+            raise ValueError(f"{sum(map(len, runs))} assistant spans for {len(turn_kinds)} assistant messages")
+        kinds = iter(turn_kinds)
+        for sample, sample_runs in zip(samples, runs, strict=True):
+            with torch.inference_mode():
+                logits = model(input_ids=torch.tensor([sample.ids], device=device)).logits[0]
+            guess = logits.argmax(-1).tolist()
+            for start, end in sample_runs:
+                kind = next(kinds)
+                turn_hits = [guess[i - 1] == sample.ids[i] for i in range(max(1, start), end)]
+                total[kind] += 1
+                right[kind] += all(turn_hits)
+                tokens_right += sum(turn_hits)
+                tokens += len(turn_hits)
     turns = sum(total.values())
     return TurnAccuracy(
         turns=turns,
@@ -84,12 +81,3 @@ def turn_accuracy(
         token_accuracy=tokens_right / tokens if tokens else 0.0,
         by_kind={k: (n, right[k] / n) for k, n in total.items()},
     )
-
-
-def _samples(
-    tokenizer: Any, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]], window: ContextWindow | None
-) -> list[Sample]:
-    if window is not None:
-        return window_samples(tokenizer, conversation, window, tools)
-    ids, mask = render_ids(tokenizer, to_template_messages(conversation), tools)
-    return [Sample(ids, mask)]

@@ -17,7 +17,7 @@ unchanged. The view is a policy's choice: events, tools and the evaluator keep t
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 
 def retail_lines(name: str, content: str) -> str:
@@ -32,7 +32,7 @@ def retail_lines(name: str, content: str) -> str:
     return "\n".join(_lines(data, indent=""))
 
 
-def _is_item(value: object) -> bool:
+def _is_item(value: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and isinstance(value.get("options"), dict)
 
 
@@ -72,21 +72,10 @@ def _flat(value: object) -> bool:
 
 def _lines(data: object, *, indent: str) -> list[str]:
     if isinstance(data, list):
-        out: list[str] = []
-        for value in data:
-            if _is_item(value):
-                out.append(f"{indent}- {_item_line(value)}")
-            elif isinstance(value, dict) and _flat(value):
-                out.append(f"{indent}- {', '.join(_pair(k, v) for k, v in value.items() if v is not None)}")
-            elif isinstance(value, dict | list):
-                out.append(f"{indent}-")
-                out.extend(_lines(value, indent=indent + "  "))
-            else:
-                out.append(f"{indent}- {_scalar(value)}")
-        return out
+        return [line for value in data for line in _entry("- ", value, indent)]
     if not isinstance(data, dict):
         return [f"{indent}{_scalar(data)}"]
-    out = []
+    out: list[str] = []
     for key, value in data.items():
         if value is None:
             continue
@@ -94,20 +83,24 @@ def _lines(data: object, *, indent: str) -> list[str]:
             # {"7706410293": {"item_id": "7706410293", ...}}: the key repeats an id its value holds
             out.append(f"{indent}{key}:")
             out.extend(_lines(list(value.values()), indent=indent + "  "))
-        elif _is_item(value):
-            out.append(f"{indent}{key}: {_item_line(value)}")
-        elif isinstance(value, dict | list) and not value:
-            out.append(f"{indent}{key}: none")
-        elif _flat(value) and isinstance(value, dict):
-            out.append(f"{indent}{key}: {', '.join(_pair(k, v) for k, v in value.items() if v is not None)}")
-        elif isinstance(value, list) and _flat(value):
-            out.append(f"{indent}{key}: {', '.join(_scalar(v) for v in value)}")
-        elif isinstance(value, dict | list):
-            out.append(f"{indent}{key}:")
-            out.extend(_lines(value, indent=indent + "  "))
         else:
-            out.append(f"{indent}{key}: {_scalar(value)}")
+            out.extend(_entry(f"{key}: ", value, indent))
     return out
+
+
+def _entry(label: str, value: object, indent: str) -> list[str]:
+    """One list element (`label` "- ") or field ("key: "): on its line when an item, flat or a scalar."""
+    if _is_item(value):
+        return [f"{indent}{label}{_item_line(value)}"]
+    if isinstance(value, dict | list) and not value:
+        return [f"{indent}{label}none"]
+    if isinstance(value, dict) and _flat(value):
+        return [f"{indent}{label}{', '.join(_pair(k, v) for k, v in value.items() if v is not None)}"]
+    if isinstance(value, list) and _flat(value):
+        return [f"{indent}{label}{', '.join(_scalar(v) for v in value)}"]
+    if isinstance(value, dict | list):
+        return [f"{indent}{label.rstrip()}", *_lines(value, indent=indent + "  ")]
+    return [f"{indent}{label}{_scalar(value)}"]
 
 
 def _keyed_by_own_id(key: str, value: object) -> bool:
