@@ -8,6 +8,7 @@ configuration builds anew. A build writes a temporary folder and renames it into
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import time
@@ -167,7 +168,7 @@ def build(
     """Demonstrations -> tokenizer -> tokenised demos -> model -> SFT; writes everything into `out`."""
     from tqdm import tqdm
 
-    from sentinel_async.bootstrap.entities import entity_token_groups, retail_entities
+    from sentinel_async.bootstrap.entities import entity_token_groups, name_token_groups, retail_entities
     from sentinel_async.bootstrap.model import build_model, parameter_count, save_model
     from sentinel_async.bootstrap.slots import SlotCopy, retail_slot_values
     from sentinel_async.bootstrap.tokenizer import render_ids, retail_corpus, save_tokenizer, train_tokenizer
@@ -208,13 +209,16 @@ def build(
     slots = None
     if config.sft.uses_slots:
         slots = SlotCopy(tokenizer, retail_slot_values(domain.db), [s.ids for s in samples])
+    entity_groups = entity_token_groups(tokenizer, entities)
+    if config.permute_names:
+        entity_groups += name_token_groups(tokenizer, domain.db, domain.policy() + json.dumps(tools))
     metrics = train_sft(
         model,
         samples,
         config.sft,
         pad_id=tokenizer.pad_token_id,
         progress=progress,
-        entity_groups=entity_token_groups(tokenizer, entities),
+        entity_groups=entity_groups,
         slots=slots,
     )
     save_tokenizer(tokenizer, out)

@@ -35,6 +35,9 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Every space its own token, so a name copies as the same tokens (see `train_tokenizer`)."""
     entity_tokens: bool = False
     """Every database id one token (see `sentinel_async.bootstrap.entities`)."""
+    permute_names: bool = False
+    """Rename customers in every training sample at random (`entities.name_token_groups`), so a name can only
+    be copied from what the customer said, never remembered from the training customers."""
     prompt_style: PromptStyle = "compact"
     tool_view: ToolViewName = "raw"
     """How the policy reads tool results: "raw" (tau2's JSON) or "lines" (`retail_lines`: one line per item or
@@ -53,6 +56,7 @@ NAMED: dict[str, BootstrapConfig] = {
         size="toy",
         tool_view="lines",
         window=ContextWindow(head=6, tail=6),
+        permute_names=True,
         vocab_size=600,
         digit_group=1,
         model=MODEL_SIZES["toy"],
@@ -62,14 +66,16 @@ NAMED: dict[str, BootstrapConfig] = {
     "tiny": BootstrapConfig(
         size="tiny",
         tool_view="lines",
+        window=ContextWindow(head=6, tail=6),
+        permute_names=True,
         model=MODEL_SIZES["tiny"],
-        demos=DemoConfig(episodes_per_task=2, general_tasks=1500, turn_windows=True),
+        demos=DemoConfig(episodes_per_task=2, general_tasks=1500),
         sft=SFTConfig(
             lr=3e-3,
             warmup_steps=20,
             batch_tokens=8192,
             max_steps=100_000,
-            max_minutes=25.0,
+            max_minutes=30.0,
             slot_steps=1200,
             slot_hard_from=800,
             slot_fraction=0.15,
@@ -79,6 +85,7 @@ NAMED: dict[str, BootstrapConfig] = {
         size="small",
         tool_view="lines",
         window=ContextWindow(head=6, tail=6),
+        permute_names=True,
         model=MODEL_SIZES["small"],
         demos=DemoConfig(episodes_per_task=2, general_tasks=1500),
         sft=SFTConfig(

@@ -13,6 +13,7 @@ id can be remembered, only copied.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -45,6 +46,25 @@ def entity_token_groups(tokenizer: Any, entities: Mapping[str, Sequence[str]]) -
     """The token ids of each kind of entity (entities that are not single tokens are left out)."""
     vocab = tokenizer.get_vocab()
     return [[vocab[text] for text in texts if text in vocab] for texts in entities.values()]
+
+
+def name_token_groups(tokenizer: Any, db: Any, other_text: str = "") -> list[list[int]]:
+    """The token ids of customers' first names, last names, and both in lower case (as emails spell them), one
+    group each; names that are not single tokens, tokens of more than one group, or tokens of the catalogue or
+    `other_text` (a colour "brown", say) are left out.
+
+    Renamed by `EntityPermuter`, a sample's customer becomes another one throughout (the user's words, the
+    call, the tool's answer), so a model cannot answer with a name it remembers (measured on a windowed `tiny`
+    build without it: "Ethan", the same first name, for 35 of 35 test customers)."""
+    firsts = {user.name.first_name for user in db.users.values()}
+    lasts = {user.name.last_name for user in db.users.values()}
+    kinds = [firsts, lasts, {name.lower() for name in firsts}, {name.lower() for name in lasts}]
+    vocab = tokenizer.get_vocab()
+    groups = [{vocab[name] for name in names if name in vocab} for names in kinds]
+    shared = {token for i, group in enumerate(groups) for other in groups[i + 1 :] for token in group & other}
+    catalogue = json.dumps([product.model_dump() for product in db.products.values()]) + other_text
+    shared |= set(tokenizer(catalogue)["input_ids"])
+    return [sorted(group - shared) for group in groups]
 
 
 class EntityPermuter:

@@ -109,7 +109,25 @@ def test_one_call_or_one_message_per_turn(outcomes: list[EpisodeOutcome]) -> Non
         for message in outcome.messages:
             if message.role == "assistant":
                 assert len(message.tool_calls) <= 1
-                assert not (message.tool_calls and message.content)
+                if message.tool_calls and message.tool_calls[0].name != "get_product_details":
+                    assert not message.content
+
+
+def test_a_product_lookup_first_copies_the_items_line_up_to_its_product_id(outcomes: list[EpisodeOutcome]) -> None:
+    from sentinel_async.tools.retail.views import retail_lines
+
+    lookups = 0
+    for outcome in outcomes:
+        messages = outcome.messages
+        for index, message in enumerate(messages):
+            if not message.tool_calls or message.tool_calls[0].name != "get_product_details":
+                continue
+            lookups += 1
+            listings = "\n".join(retail_lines(m.name or "", m.content) for m in messages[:index] if m.role == "tool")
+            product_id = message.tool_calls[0].arguments["product_id"]
+            assert message.content.endswith(f"product_id {product_id}")
+            assert message.content in listings, "the cue is the order listing's line, word for word"
+    assert lookups > 30
 
 
 def test_its_confirmation_is_what_the_customer_agrees_to(domain: RetailDomain) -> None:

@@ -16,6 +16,7 @@ from sentinel_async.bootstrap.entities import (  # noqa: E402
     ENTITY_KINDS,
     EntityPermuter,
     entity_token_groups,
+    name_token_groups,
     retail_entities,
 )
 from sentinel_async.bootstrap.tokenizer import train_tokenizer  # noqa: E402
@@ -77,3 +78,24 @@ def test_renaming_keeps_kinds_and_is_consistent_within_a_sample(
     assert kinds[renamed[3]] == kinds[item]
     assert permute(ids, random.Random(0)) == renamed
     assert permute(ids, random.Random(1)) != renamed
+
+
+def test_a_customer_is_renamed_throughout_a_sample_and_catalogue_words_stay() -> None:
+    domain = RetailDomain()
+    said = "My name is Mei Kovacs, email mei.kovacs2974@example.com. A brown leather wallet."
+    names = " ".join(f"{u.name.first_name} {u.name.last_name} {u.email}" for u in domain.db.users.values())
+    tokenizer = train_tokenizer(said * 20 + names, vocab_size=900, isolate_spaces=True)
+    groups = name_token_groups(tokenizer, domain.db, other_text="brown")
+    vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
+    assert vocab["Mei"] in groups[0]
+    assert vocab["Kovacs"] in groups[1]
+    assert vocab["mei"] in groups[2]
+    assert all(vocab["brown"] not in group for group in groups), "a colour is not renamed with a surname"
+    encode, decode = tokenizer.encode, tokenizer.decode  # type: ignore[attr-defined]
+    ids = encode(f"{said} Mei Kovacs", add_special_tokens=False)
+    renamed = decode(EntityPermuter(groups)(ids, random.Random(3)))
+    first, last = renamed.split()[3], renamed.split()[4].rstrip(",")
+    assert (first, last) != ("Mei", "Kovacs")
+    assert renamed.endswith(f"{first} {last}"), "the same customer is renamed the same way everywhere"
+    assert "mei." not in renamed, "the email's name is renamed too"
+    assert "brown leather wallet" in renamed

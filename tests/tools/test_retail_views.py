@@ -59,8 +59,8 @@ def test_an_order_lists_each_item_on_one_line_and_drops_nulls(env: RetailEnviron
     raw = call(env, "get_order_details", order_id="#W2378156")
     view = retail_lines("get_order_details", raw)
     assert (
-        "  - Mechanical Keyboard (switch type: linear, backlight: RGB, size: full size) product_id 1656367028, "
-        "item_id 1151293680, price 272.33\n" in view
+        "  - Mechanical Keyboard (switch type: linear, backlight: RGB, size: full size) item_id 1151293680, "
+        "product_id 1656367028, price 272.33\n" in view
     )
     assert "status: delivered" in view
     assert "cancel_reason" not in view

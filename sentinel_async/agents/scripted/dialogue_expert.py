@@ -7,7 +7,8 @@ plays the same tasks the way a careful agent without privileged knowledge would,
 1. ask how to authenticate; look the user up with exactly what the user said;
 2. per request (in the order the customer states them): ask for the order id; read the order; ask for what
    the request needs (item ids, new options, payment method, reason or address); read the products whose
-   variants it will pick; list the change with every argument spelt out and ask for an explicit yes;
+   variants it will pick (saying first the item's line of the order listing up to its product id,
+   `product_cue`); list the change with every argument spelt out and ask for an explicit yes;
    make the call with those arguments; report the outcome and ask whether there is anything else;
 3. transfer when the customer asks for something out of scope; tell requested information.
 
@@ -55,6 +56,17 @@ ASK_DETAILS: dict[str, str] = {
 
 ORDER_KINDS = frozenset({"cancel", "return", "exchange", "modify_items", "modify_address", "modify_payment"})
 ADDRESS_FIELDS = ("address1", "address2", "city", "state", "country", "zip")
+
+
+def product_cue(intent: Intent, product_id: str) -> str:
+    """What the expert says with a product lookup: the customer's item as the order lists it, up to the
+    product id (`Desk Lamp (color: white, ...) item_id 8384507844, product_id 6817146515`).
+
+    The product id sits in the order's listing on the line of the item the customer named; written after the
+    item's description and id, it is the continuation of words the model has just copied (an induction), not
+    a second lookup. Measured before the cue: 0 of 29 product lookups right on any CPU bootstrap."""
+    old = next(item for item, new in zip(intent.items, intent.new_items, strict=False) if new.product_id == product_id)
+    return f"{old.describe()} item_id {old.item_id}, product_id {product_id}"
 
 
 def write_call(intent: Intent, user_id: str, call_id: str) -> ToolCall:
@@ -159,7 +171,7 @@ class DialogueExpert:
                     name="get_product_details",
                     arguments={"product_id": product_id},
                 )
-                steps.append(Step(kind="call", call=read))
+                steps.append(Step(kind="call", call=read, text=product_cue(intent, product_id)))
             call = write_call(intent, identity.user_id, f"write_{number}")
             steps += [
                 Step(kind="confirm", text=confirmation(intent, call), write_index=writes),
@@ -192,5 +204,5 @@ class DialogueExpert:
             return ChatMessage(role="assistant", content=f"Understood, I will not make that change. {ANYTHING_ELSE}")
         if step.kind == "call":
             assert step.call is not None
-            return ChatMessage(role="assistant", tool_calls=(step.call,))
+            return ChatMessage(role="assistant", content=step.text, tool_calls=(step.call,))
         return ChatMessage(role="assistant", content=step.text)

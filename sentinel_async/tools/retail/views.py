@@ -8,8 +8,9 @@ describes it, then names its ids:
 
     - (switch type: clicky, backlight: none, size: full size) item_id 7706410293, available, price 269.16
 
-under the product's name (an order's items name their product on their own line), so finding an id is
-matching the customer's words and copying what follows them, and much of the JSON punctuation is gone. Every
+under the product's name (an order's items name their product on their own line, item id first:
+`Desk Lamp (color: white, ...) item_id 8384507844, product_id 6817146515, price 137.94`), so finding an id
+is matching the customer's words and copying what follows them, and much of the JSON punctuation is gone. Every
 field survives except nulls; content that is not a JSON object or list (ids, errors, numbers) is returned
 unchanged. The view is a policy's choice: events, tools and the evaluator keep tau2's text.
 """
@@ -41,7 +42,8 @@ def _item_line(item: dict[str, Any]) -> str:
     name = item.get("name")
     options = ", ".join(f"{k}: {_scalar(v)}" for k, v in item["options"].items())
     head = f"{name} ({options})" if name is not None else f"({options})"
-    rest = ", ".join(_pair(k, v) for k, v in item.items() if k not in ("name", "options") and v is not None)
+    ids_first = sorted(item, key=lambda key: key != "item_id")  # the id a customer gives, then its product
+    rest = ", ".join(_pair(k, item[k]) for k in ids_first if k not in ("name", "options") and item[k] is not None)
     return f"{head} {rest}" if rest else head
 
 
