@@ -86,12 +86,12 @@ def test_a_customer_is_renamed_throughout_a_sample_and_catalogue_words_stay() ->
     names = " ".join(f"{u.name.first_name} {u.name.last_name} {u.email}" for u in domain.db.users.values())
     tokenizer = train_tokenizer(said * 20 + names, vocab_size=900, isolate_spaces=True)
     groups = name_token_groups(tokenizer, domain.db, other_text="brown")
-    vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
+    vocab = tokenizer.get_vocab()
     assert vocab["Mei"] in groups[0]
     assert vocab["Kovacs"] in groups[1]
     assert vocab["mei"] in groups[2]
     assert all(vocab["brown"] not in group for group in groups), "a colour is not renamed with a surname"
-    encode, decode = tokenizer.encode, tokenizer.decode  # type: ignore[attr-defined]
+    encode, decode = tokenizer.encode, tokenizer.decode
     ids = encode(f"{said} Mei Kovacs", add_special_tokens=False)
     renamed = decode(EntityPermuter(groups)(ids, random.Random(3)))
     first, last = renamed.split()[3], renamed.split()[4].rstrip(",")
