@@ -61,10 +61,10 @@ def name_token_groups(tokenizer: Any, db: Any, other_text: str = "") -> list[lis
     kinds = [firsts, lasts, {name.lower() for name in firsts}, {name.lower() for name in lasts}]
     vocab = tokenizer.get_vocab()
     groups = [{vocab[name] for name in names if name in vocab} for names in kinds]
-    shared = {token for i, group in enumerate(groups) for other in groups[i + 1 :] for token in group & other}
+    excluded = {token for i, group in enumerate(groups) for other in groups[i + 1 :] for token in group & other}
     catalogue = json.dumps([product.model_dump() for product in db.products.values()]) + other_text
-    shared |= set(tokenizer(catalogue)["input_ids"])
-    return [sorted(group - shared) for group in groups]
+    excluded |= set(tokenizer(catalogue)["input_ids"])
+    return [sorted(group - excluded) for group in groups]
 
 
 class EntityPermuter:
