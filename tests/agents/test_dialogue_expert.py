@@ -113,7 +113,9 @@ def test_one_call_or_one_message_per_turn(outcomes: list[EpisodeOutcome]) -> Non
                     assert not message.content
 
 
-def test_a_product_lookup_first_copies_the_items_line_up_to_its_product_id(outcomes: list[EpisodeOutcome]) -> None:
+def test_a_product_lookup_first_copies_the_items_line_from_the_id_the_customer_gave_to_its_product_id(
+    outcomes: list[EpisodeOutcome],
+) -> None:
     from sentinel_async.tools.retail.views import retail_lines
 
     lookups = 0
@@ -127,6 +129,9 @@ def test_a_product_lookup_first_copies_the_items_line_up_to_its_product_id(outco
             product_id = message.tool_calls[0].arguments["product_id"]
             assert message.content.endswith(f"product_id {product_id}")
             assert message.content in listings, "the cue is the order listing's line, word for word"
+            said = next(m.content for m in reversed(messages[:index]) if m.role == "user")
+            item_id = message.content.removeprefix("item_id ").split(",")[0]
+            assert f"item id {item_id}" in said, "the cue starts from the item id the customer just gave"
     assert lookups > 30
 
 

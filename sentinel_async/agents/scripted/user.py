@@ -233,8 +233,8 @@ class ScriptedUser:
             if identity.method == "email":
                 return f"My email is {identity.email}."
             return (
-                f"I don't remember my email, but my name is {identity.first_name} {identity.last_name} "
-                f"and my zip code is {identity.zip}."
+                f"I don't remember my email, but my first name is {identity.first_name}, my last name is "
+                f"{identity.last_name} and my zip code is {identity.zip}."
             )
         parts: list[str] = []
         if intent.order_id and ("order id" in text or "order number" in text or "which order" in text):
