@@ -208,7 +208,12 @@ def build(
         tqdm.write(f"bootstrap: {len(samples)} demonstrations, {parameter_count(model):,} parameters; training")
     slots = None
     if config.sft.uses_slots:
-        slots = SlotCopy(tokenizer, retail_slot_values(domain.db), [s.ids for s in samples])
+        slots = SlotCopy(
+            tokenizer,
+            retail_slot_values(domain.db),
+            [s.ids for s in samples],
+            max_slots=config.sft.slot_values_per_call,
+        )
     entity_groups = entity_token_groups(tokenizer, entities)
     if config.permute_names:
         entity_groups += name_token_groups(tokenizer, domain.db, domain.policy() + json.dumps(tools))

@@ -79,6 +79,7 @@ NAMED: dict[str, BootstrapConfig] = {
             slot_steps=1200,
             slot_hard_from=800,
             slot_fraction=0.15,
+            slot_values_per_call=3,
         ),
     ),
     "small": BootstrapConfig(

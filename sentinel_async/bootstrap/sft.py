@@ -48,6 +48,9 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     ~900 steps, where easy ones are learnt by ~750), so they follow the easy ones."""
     slot_batch: int = 32
     """Exercises per slot-copy step."""
+    slot_values_per_call: int = 1
+    """Up to this many values said and then named in one exercise's call, in a random order (a name-and-zip
+    lookup copies three: first name, last name, zip)."""
     slot_fraction: float = 0.0
     """After the first `slot_steps`, the share of steps that are slot-copy steps (keeps the skill sharp)."""
     permute_entities: bool = True

@@ -64,11 +64,14 @@ class SlotCopy:
         self.max_slots = max_slots
         self.hard_distractors = hard_distractors
         self.near_distractors = near_distractors
-        self.length_weights = [sum(len(self._encode(v)) for v in values[k][:50]) / len(values[k][:50]) for k in kinds]
+        lengths = [sum(len(self._encode(v)) for v in values[k][:50]) / len(values[k][:50]) for k in kinds]
+        floor = sum(lengths) / len(lengths)  # short values (a name: one token) are still drilled half as often
+        self.length_weights = [length + floor for length in lengths]
 
     def exercise(self, rng: random.Random, *, hard: bool = False) -> Sample:
         """One exercise: 1..`max_slots` values said in sentences, then one call with them; the mask covers the
-        values in the call. A `hard` one picks kinds by their length in tokens (long ids more often), says up to
+        values in the call. A `hard` one picks kinds by their length in tokens plus the mean length (long ids
+        more often, one-token names still about half as often as they), says up to
         `hard_distractors` other values first with up to three times the filler between them, and makes
         `near_distractors` of them share a prefix with it."""
         count = rng.randint(1, min(self.max_slots, len(self.kinds)))
