@@ -212,7 +212,7 @@ def build(
             tokenizer,
             retail_slot_values(domain.db),
             [s.ids for s in samples],
-            max_slots=config.sft.slot_values_per_call,
+            hard_slots=config.sft.slot_values_per_call,
         )
     entity_groups = entity_token_groups(tokenizer, entities)
     if config.permute_names:

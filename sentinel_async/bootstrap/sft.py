@@ -49,8 +49,9 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     slot_batch: int = 32
     """Exercises per slot-copy step."""
     slot_values_per_call: int = 1
-    """Up to this many values said and then named in one exercise's call, in a random order (a name-and-zip
-    lookup copies three: first name, last name, zip)."""
+    """Up to this many values said and then named in one hard exercise's call, in a random order (a name-and-zip
+    lookup copies three: first name, last name, zip). Easy exercises name one: with up to three from the
+    start, the `tiny` model had not learnt to copy after 950 steps (slot loss 1.7), where one is learnt by ~400."""
     slot_fraction: float = 0.0
     """After the first `slot_steps`, the share of steps that are slot-copy steps (keeps the skill sharp)."""
     permute_entities: bool = True

@@ -47,6 +47,7 @@ class SlotCopy:
         max_filler: int = 10,
         max_distractors: int = 1,
         max_slots: int = 1,
+        hard_slots: int = 1,
         hard_distractors: int = 3,
         near_distractors: float = 0.5,
     ) -> None:
@@ -62,6 +63,7 @@ class SlotCopy:
         self.max_filler = max_filler
         self.max_distractors = max_distractors
         self.max_slots = max_slots
+        self.hard_slots = hard_slots
         self.hard_distractors = hard_distractors
         self.near_distractors = near_distractors
         lengths = [sum(len(self._encode(v)) for v in values[k][:50]) / len(values[k][:50]) for k in kinds]
@@ -69,12 +71,13 @@ class SlotCopy:
         self.length_weights = [length + floor for length in lengths]
 
     def exercise(self, rng: random.Random, *, hard: bool = False) -> Sample:
-        """One exercise: 1..`max_slots` values said in sentences, then one call with them; the mask covers the
+        """One exercise: 1..`max_slots` values (`hard_slots` in a hard one) said in sentences, then one call with
+        them; the mask covers the
         values in the call. A `hard` one picks kinds by their length in tokens plus the mean length (long ids
         more often, one-token names still about half as often as they), says up to
         `hard_distractors` other values first with up to three times the filler between them, and makes
         `near_distractors` of them share a prefix with it."""
-        count = rng.randint(1, min(self.max_slots, len(self.kinds)))
+        count = rng.randint(1, min(self.hard_slots if hard else self.max_slots, len(self.kinds)))
         weights = self.length_weights if hard else None
         kinds: list[str] = []
         while len(kinds) < count:

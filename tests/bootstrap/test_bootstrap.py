@@ -214,6 +214,21 @@ def test_slot_copy_exercises_say_values_then_ask_for_them_in_a_call(built: Boots
     assert slot_counts == {1, 2, 3}, "one to three values per exercise"
 
 
+def test_hard_exercises_can_name_several_values_in_one_call_while_easy_ones_name_one(built: Bootstrap) -> None:
+    import random
+
+    from sentinel_async.bootstrap.slots import SlotCopy
+    from sentinel_async.bootstrap.tokenizer import mask_runs
+
+    values = {"first_name": ["Ada", "Mei"], "last_name": ["Kovacs", "Lopez"], "zip": ["28236", "80217"]}
+    filler = [built.tokenizer.encode("Thanks, I can help you with that today.", add_special_tokens=False)]
+    slots = SlotCopy(built.tokenizer, values, filler, hard_slots=3)
+    easy = {len(mask_runs(s.mask)) for s in slots.batch(random.Random(0), 30)}
+    hard = {len(mask_runs(s.mask)) for s in slots.batch(random.Random(0), 30, hard=True)}
+    assert easy == {1}
+    assert hard == {1, 2, 3}, "a name-and-zip lookup copies three values"
+
+
 def test_near_distractors_share_a_prefix_and_the_call_copies_the_last_value_said(built: Bootstrap) -> None:
     import random
     import re
