@@ -80,6 +80,7 @@ NAMED: dict[str, BootstrapConfig] = {
             slot_hard_from=800,
             slot_fraction=0.15,
             slot_values_per_call=3,
+            slot_learnt_below=0.3,
         ),
     ),
     "small": BootstrapConfig(

@@ -1,0 +1,35 @@
+"""The slot-copy curriculum waits for copying to be learnt before it makes exercises hard."""
+
+from __future__ import annotations
+
+from sentinel_async.bootstrap.sft import SFTConfig, SlotSchedule
+
+
+def _run(schedule: SlotSchedule, losses: list[float]) -> tuple[int | None, int]:
+    """Feed easy-step losses in order; return (first hard step, first step that is not slot-only)."""
+    first_hard = None
+    for step, loss in enumerate(losses):
+        if schedule.hard(step):
+            first_hard = step if first_hard is None else first_hard
+        elif schedule.slot_only(step):
+            schedule.record_easy(step, loss)
+    end = next(step for step in range(10_000) if not schedule.slot_only(step))
+    return first_hard, end
+
+
+def test_a_fixed_schedule_switches_at_its_steps() -> None:
+    schedule = SlotSchedule(SFTConfig(slot_steps=12, slot_hard_from=8))
+    assert _run(schedule, [2.0] * 30) == (8, 12)
+
+
+def test_hard_exercises_wait_until_the_easy_loss_is_low_and_the_slot_phase_moves_with_them() -> None:
+    config = SFTConfig(slot_steps=120, slot_hard_from=80, slot_learnt_below=0.3)
+    learnt_at_150 = [2.0] * 130 + [0.1] * 200  # the mean of the last 20 drops below 0.3 at step 147
+    assert _run(SlotSchedule(config), learnt_at_150) == (148, 188)
+    learnt_early = [0.1] * 300
+    assert _run(SlotSchedule(config), learnt_early) == (80, 120), "never before slot_hard_from"
+
+
+def test_a_curriculum_that_never_learns_waits_at_most_slot_steps() -> None:
+    config = SFTConfig(slot_steps=120, slot_hard_from=80, slot_learnt_below=0.3)
+    assert _run(SlotSchedule(config), [2.0] * 400) == (200, 240)
