@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Sequence
+from statistics import mean
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -168,21 +170,20 @@ class SlotSchedule:
     `slot_learnt_below`)."""
 
     def __init__(self, config: SFTConfig) -> None:
-        self.config = config
-        self.hard_from = config.slot_hard_from
-        self.recent: list[float] = []
-        if config.slot_learnt_below is not None and config.slot_hard_from is not None:
-            self.hard_from = None  # decided by `record_easy`
+        self.slot_steps = config.slot_steps
+        self.earliest = config.slot_hard_from
+        self.learnt_below = config.slot_learnt_below if config.slot_hard_from is not None else None
+        self.hard_from = None if self.learnt_below is not None else config.slot_hard_from  # waiting: `record_easy`
+        self.recent: deque[float] = deque(maxlen=20)
 
     def record_easy(self, step: int, loss: float) -> None:
         """Note an easy slot step's loss; starts the hard exercises once copying is learnt."""
-        config = self.config
-        if self.hard_from is not None or config.slot_learnt_below is None or config.slot_hard_from is None:
+        if self.learnt_below is None or self.earliest is None or self.hard_from is not None:
             return
-        self.recent = [*self.recent[-19:], loss]
-        learnt = len(self.recent) == 20 and sum(self.recent) / 20 < config.slot_learnt_below
-        waited_out = step + 1 >= config.slot_hard_from + config.slot_steps
-        if step + 1 >= config.slot_hard_from and (learnt or waited_out):
+        self.recent.append(loss)
+        learnt = len(self.recent) == self.recent.maxlen and mean(self.recent) < self.learnt_below
+        waited_out = step + 1 >= self.earliest + self.slot_steps
+        if step + 1 >= self.earliest and (learnt or waited_out):
             self.hard_from = step + 1
 
     def hard(self, step: int) -> bool:
@@ -191,12 +192,11 @@ class SlotSchedule:
 
     def slot_only(self, step: int) -> bool:
         """Whether `step` trains on slot-copy exercises alone."""
-        config = self.config
-        if config.slot_learnt_below is None or config.slot_hard_from is None:
-            return step < config.slot_steps
+        if self.learnt_below is None or self.earliest is None:
+            return step < self.slot_steps
         if self.hard_from is None:
             return True
-        return step < self.hard_from + max(0, config.slot_steps - config.slot_hard_from)
+        return step < self.hard_from + max(0, self.slot_steps - self.earliest)
 
 
 def train_sft(

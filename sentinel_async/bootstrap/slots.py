@@ -72,9 +72,8 @@ class SlotCopy:
 
     def exercise(self, rng: random.Random, *, hard: bool = False) -> Sample:
         """One exercise: 1..`max_slots` values (`hard_slots` in a hard one) said in sentences, then one call with
-        them; the mask covers the
-        values in the call. A `hard` one picks kinds by their length in tokens plus the mean length (long ids
-        more often, one-token names still about half as often as they), says up to
+        them; the mask covers the values in the call. A `hard` one picks kinds by their length in tokens plus
+        the mean length (long ids more often, one-token names still about half as often), says up to
         `hard_distractors` other values first with up to three times the filler between them, and makes
         `near_distractors` of them share a prefix with it."""
         count = rng.randint(1, min(self.hard_slots if hard else self.max_slots, len(self.kinds)))

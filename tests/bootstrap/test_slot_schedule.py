@@ -24,8 +24,8 @@ def test_a_fixed_schedule_switches_at_its_steps() -> None:
 
 def test_hard_exercises_wait_until_the_easy_loss_is_low_and_the_slot_phase_moves_with_them() -> None:
     config = SFTConfig(slot_steps=120, slot_hard_from=80, slot_learnt_below=0.3)
-    learnt_at_150 = [2.0] * 130 + [0.1] * 200  # the mean of the last 20 drops below 0.3 at step 147
-    assert _run(SlotSchedule(config), learnt_at_150) == (148, 188)
+    learnt_from_130 = [2.0] * 130 + [0.1] * 200  # the mean of the last 20 drops below 0.3 at step 147
+    assert _run(SlotSchedule(config), learnt_from_130) == (148, 188)
     learnt_early = [0.1] * 300
     assert _run(SlotSchedule(config), learnt_early) == (80, 120), "never before slot_hard_from"
 
