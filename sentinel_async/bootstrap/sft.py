@@ -90,6 +90,8 @@ class SFTMetrics(msgspec.Struct, frozen=True, kw_only=True):
     """The loss every `log_every` steps (assistant tokens, or the copied id on a slot step)."""
     stopped_by: str
     slot_steps: int = 0
+    slot_hard_from: int | None = None
+    """The step the hard slot-copy exercises began at (None: they never did)."""
 
 
 def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -311,4 +313,5 @@ def train_sft(
         losses=logged,
         stopped_by=stopped_by,
         slot_steps=slot_steps,
+        slot_hard_from=schedule.hard_from if schedule.hard_from is not None and schedule.hard_from < step else None,
     )

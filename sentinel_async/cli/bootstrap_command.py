@@ -39,6 +39,7 @@ def format_manifest(manifest: Any, path: Path) -> str:
     """A short human summary of a bootstrap manifest."""
     sft, demos = manifest.sft, manifest.demos
     mix = ", ".join(f"{k}={v}" for k, v in demos.episodes_by_intent.items())
+    hard = f", hard from step {sft.slot_hard_from}" if sft.slot_hard_from is not None else ""
     return "\n".join(
         [
             f"bootstrap: {path}",
@@ -47,7 +48,7 @@ def format_manifest(manifest: Any, path: Path) -> str:
             f"  demonstrations: {demos.episodes} episodes, {demos.tokens:,} tokens "
             f"({demos.assistant_tokens:,} trained on), {demos.recoveries} injected mistakes recovered from; "
             f"by intent: {mix}",
-            f"  sft: {sft.steps} steps ({sft.slot_steps} of them slot-copy steps; {sft.epochs:.1f} epochs of the "
+            f"  sft: {sft.steps} steps ({sft.slot_steps} of them slot-copy steps{hard}; {sft.epochs:.1f} epochs of the "
             f"demonstrations) in {sft.seconds:.0f} s, "
             f"{sft.tokens_per_s:,.0f} tok/s, "
             f"loss {sft.loss_first:.3f} -> {sft.loss_last:.3f} (stopped by {sft.stopped_by})",
