@@ -101,18 +101,34 @@ def _plot(path: Path, title: str, xlabel: str, ylabel: str, series: dict[str, tu
 
 
 def lineage_examples(data: ReportData, limit: int = 5) -> list[str]:
-    """Proposed tasks with their origin and how the policy later did on them, most solved first."""
+    """Proposed tasks with their origin and how the policy later did on them: the most solved first, then the
+    most played, one per failure pattern before any pattern repeats."""
+    ranked = sorted(
+        data.proposed.values(),
+        key=lambda p: (-_solved(data.results.get(p.task_id, [])), -len(data.results.get(p.task_id, []))),
+    )
+    seen: set[str | None] = set()
+    first_per_pattern = []
+    for proposal in ranked:
+        if proposal.lineage.pattern_id not in seen:
+            seen.add(proposal.lineage.pattern_id)
+            first_per_pattern.append(proposal)
+    chosen = first_per_pattern[:limit]
+    chosen += [p for p in ranked if p not in chosen][: limit - len(chosen)]
     lines = []
-    ranked = sorted(data.proposed.values(), key=lambda p: -sum(data.results.get(p.task_id, [])))
-    for proposal in ranked[:limit]:
+    for proposal in chosen:
         rewards = data.results.get(proposal.task_id, [])
-        solved = sum(r >= 1.0 - 1e-6 for r in rewards)
+        outcome = f"later {_solved(rewards)}/{len(rewards)} successes" if rewards else "not played yet"
         origin = ", ".join(proposal.lineage.episode_ids[:3]) or "(general)"
         lines.append(
             f"- failed episodes {origin} -> pattern `{proposal.lineage.pattern_id}` -> task `{proposal.task_id}` "
-            f"-> later {solved}/{len(rewards)} successes"
+            f"-> {outcome}"
         )
     return lines
+
+
+def _solved(rewards: list[float]) -> int:
+    return sum(map(is_success, rewards))
 
 
 def training_signal(data: ReportData) -> list[str]:

@@ -1,9 +1,9 @@
-"""The run report explains where GRPO's signal came from, or why there was none; evaluation retries."""
+"""The run report explains where GRPO's signal came from, or why there was none; evaluation retries; lineage."""
 
 from __future__ import annotations
 
-from sentinel_async.events import EpisodeFinished, Event, GroupsDropped
-from sentinel_async.report import collect, training_signal
+from sentinel_async.events import EpisodeFinished, Event, GroupsDropped, TaskLineage, TaskProposed
+from sentinel_async.report import ReportData, collect, lineage_examples, training_signal
 from sentinel_async.store import MemoryEventStore, StreamAppend
 from sentinel_async.store.base import as_new_events
 
@@ -62,3 +62,21 @@ def test_an_evaluation_cut_short_is_retried_under_new_episode_ids() -> None:
     commit(store, "episode-r-eval-v2-9-0", [started])  # a killed process left this episode half-written
     assert untouched_eval_id(store, "r-eval-v2", tasks, 1) == "r-eval-v2-a1"
     assert store.stream_version("episode-r-eval-v2-9-0") == 1, "the cut-short episode stays as it was"
+
+
+def proposed(task_id: str, pattern: str) -> TaskProposed:
+    lineage = TaskLineage(pattern_id=pattern, episode_ids=[f"failed-{task_id}"])
+    return TaskProposed(task_id=task_id, domain="tiny", spec={}, signature=task_id, lineage=lineage)
+
+
+def test_lineage_examples_show_solved_tasks_first_and_every_pattern_once_before_repeats() -> None:
+    data = ReportData(
+        proposed={t: proposed(t, p) for t, p in [("a1", "pa"), ("a2", "pa"), ("b1", "pb"), ("c1", "pc")]},
+        results={"a1": [1.0, 1.0], "a2": [1.0, 0.0], "b1": [0.0, 0.0, 0.0]},
+    )
+    lines = lineage_examples(data, limit=3)
+    assert [line.split("task `")[1].split("`")[0] for line in lines] == ["a1", "b1", "c1"]
+    assert lines[0].startswith("- failed episodes failed-a1 -> pattern `pa` -> task `a1` -> later 2/2 successes")
+    assert lines[1].endswith("later 0/3 successes")
+    assert lines[2].endswith("not played yet")
+    assert [line.split("task `")[1].split("`")[0] for line in lineage_examples(data, limit=4)][-1] == "a2"
