@@ -14,7 +14,7 @@ shift in failure categories on the test split; it saves results.json, results.md
 Finished runs are reused, so an interrupted experiment continues where it stopped.
 
     python examples/experiment.py --out runs/experiment      # 3 arms x 3 seeds, trials 4 (about 90 min on 2 cores)
-    python examples/experiment.py --out runs/exp8 --trials 2  # measured: 62 min
+    python examples/experiment.py --out runs/exp11 --trials 2  # measured: 54 min
     python examples/experiment.py --out runs/exp-small --rounds 2 --seeds 0 --eval-tasks 8 --trials 2
 """
 
