@@ -103,18 +103,16 @@ def _plot(path: Path, title: str, xlabel: str, ylabel: str, series: dict[str, tu
 def lineage_examples(data: ReportData, limit: int = 5) -> list[str]:
     """Proposed tasks with their origin and how the policy later did on them: the most solved first, then the
     most played, one per failure pattern before any pattern repeats."""
-    ranked = sorted(
-        data.proposed.values(),
-        key=lambda p: (-_solved(data.results.get(p.task_id, [])), -len(data.results.get(p.task_id, []))),
-    )
-    seen: set[str | None] = set()
-    first_per_pattern = []
+
+    def rank(proposal: TaskProposed) -> tuple[int, int]:
+        rewards = data.results.get(proposal.task_id, [])
+        return -_solved(rewards), -len(rewards)
+
+    ranked = sorted(data.proposed.values(), key=rank)
+    firsts: dict[str | None, TaskProposed] = {}
     for proposal in ranked:
-        if proposal.lineage.pattern_id not in seen:
-            seen.add(proposal.lineage.pattern_id)
-            first_per_pattern.append(proposal)
-    chosen = first_per_pattern[:limit]
-    chosen += [p for p in ranked if p not in chosen][: limit - len(chosen)]
+        firsts.setdefault(proposal.lineage.pattern_id, proposal)
+    chosen = sorted(ranked, key=lambda p: firsts[p.lineage.pattern_id] is not p)[:limit]  # stable: rank kept
     lines = []
     for proposal in chosen:
         rewards = data.results.get(proposal.task_id, [])

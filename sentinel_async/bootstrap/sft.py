@@ -313,5 +313,5 @@ def train_sft(
         losses=logged,
         stopped_by=stopped_by,
         slot_steps=slot_steps,
-        slot_hard_from=schedule.hard_from if schedule.hard_from is not None and schedule.hard_from < step else None,
+        slot_hard_from=schedule.hard_from if schedule.hard(step - 1) else None,
     )
