@@ -170,7 +170,7 @@ def build(
 
     from sentinel_async.bootstrap.entities import entity_token_groups, name_token_groups, retail_entities
     from sentinel_async.bootstrap.model import build_model, parameter_count, save_model
-    from sentinel_async.bootstrap.slots import SlotCopy, retail_slot_values
+    from sentinel_async.bootstrap.slots import RETAIL_SLOT_KEYS, SlotCopy, retail_listings, retail_slot_values
     from sentinel_async.bootstrap.tokenizer import render_ids, retail_corpus, save_tokenizer, train_tokenizer
     from sentinel_async.tools.retail import RetailDomain
 
@@ -213,6 +213,9 @@ def build(
             retail_slot_values(domain.db),
             [s.ids for s in samples],
             hard_slots=config.sft.slot_values_per_call,
+            keys=RETAIL_SLOT_KEYS,
+            listings=retail_listings(domain.db) if config.sft.slot_recall > 0 else (),
+            recall_share=config.sft.slot_recall,
         )
     entity_groups = entity_token_groups(tokenizer, entities)
     if config.permute_names:

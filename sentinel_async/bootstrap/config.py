@@ -17,7 +17,7 @@ from sentinel_async.prompt_view import ContextWindow
 if TYPE_CHECKING:
     from sentinel_async.prompt_view import ToolView
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Bumped when the build changes in a way the config does not show (cached results are then rebuilt)."""
 
 Size = Literal["toy", "tiny", "small"]

@@ -12,17 +12,27 @@ Each exercise: a little filler cut from the demonstrations, then one to `max_slo
 codes), each said in a short sentence (" my zip is 28236.") after distractors of its kind, then a tool call
 that names them all in a random order; the loss is on the values in the call alone. Hard exercises (for
 `SFTConfig.slot_hard_from` on) drill long ids most, among up to three distractors that share their prefix.
-Measured on the `tiny` build: they are learnt (loss 0.03) but do not carry over to item ids in returns and
-exchanges, which must be picked out of a long order listing; see the README's bootstrap section.
+Recall exercises (`SlotCopy.recall`, a share of the hard ones) are a product lookup in miniature: an order's
+item lines, the customer naming one item, then the product id on that item's line. See the README's bootstrap
+section for what each kind of exercise changed.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from sentinel_async.bootstrap.demos import Sample
+
+RETAIL_SLOT_KEYS = {kind: "payment_method_id" for kind in ("credit_card", "paypal", "gift_card")}
+"""The key an exercise's call names a retail value at, where it is not the value's kind: as in the tools,
+every kind of payment method goes to `payment_method_id`, so the key cannot tell the kind and the call must copy
+it (measured on the default build, whose exercises named the kind in the key: refunds written to `paypal_...`
+where the customer, and the confirmation just before, said `gift_card_...`)."""
 
 
 def retail_slot_values(db: Any) -> dict[str, list[str]]:
@@ -35,8 +45,37 @@ def retail_slot_values(db: Any) -> dict[str, list[str]]:
     return values
 
 
+class ListingRow(msgspec.Struct, frozen=True):
+    """One item of an order as `retail_lines` shows it, and the two ids on its line."""
+
+    line: str
+    description: str
+    item_id: str
+    product_id: str
+
+
+def retail_listings(db: Any) -> list[list[ListingRow]]:
+    """Every order's items as the policy reads them (`retail_lines`), one list per order with two or more."""
+    from sentinel_async.tools.retail.views import retail_lines
+
+    listings: list[list[ListingRow]] = []
+    for order_id in sorted(db.orders):
+        items = db.orders[order_id].items
+        if len(items) < 2:
+            continue
+        rows = []
+        for item in items:
+            line = retail_lines("get_order_details", json.dumps([item.model_dump()])).removeprefix("- ")
+            description = line.split(" item_id ", 1)[0]
+            rows.append(ListingRow(line, description, item.item_id, item.product_id))
+        listings.append(rows)
+    return listings
+
+
 class SlotCopy:
-    """Generates slot-copy exercises from a domain's values (`values`, by kind) and filler token sequences."""
+    """Generates slot-copy exercises from a domain's values (`values`, by kind) and filler token sequences; a
+    call names a value at its kind, or at `keys[kind]` where given (`RETAIL_SLOT_KEYS`), and recall exercises
+    read `listings` (`retail_listings`)."""
 
     def __init__(
         self,
@@ -50,6 +89,9 @@ class SlotCopy:
         hard_slots: int = 1,
         hard_distractors: int = 3,
         near_distractors: float = 0.5,
+        keys: Mapping[str, str] | None = None,
+        listings: Sequence[Sequence[ListingRow]] = (),
+        recall_share: float = 0.0,
     ) -> None:
         kinds = [kind for kind, texts in values.items() if texts]
         if not kinds:
@@ -59,6 +101,7 @@ class SlotCopy:
         self.tokenizer = tokenizer
         self.kinds = kinds
         self.values = {kind: list(values[kind]) for kind in kinds}
+        self.keys = {kind: (keys or {}).get(kind, kind) for kind in kinds}
         self.filler = [ids for ids in filler if ids]  # references: the demonstrations are large
         self.max_filler = max_filler
         self.max_distractors = max_distractors
@@ -66,6 +109,10 @@ class SlotCopy:
         self.hard_slots = hard_slots
         self.hard_distractors = hard_distractors
         self.near_distractors = near_distractors
+        self.listings = [list(rows) for rows in listings if len(rows) >= 2]
+        if recall_share > 0 and not self.listings:
+            raise ValueError("recall exercises need listings of two or more rows")
+        self.recall_share = recall_share
         lengths = [sum(len(self._encode(v)) for v in values[k][:50]) / len(values[k][:50]) for k in kinds]
         floor = sum(lengths) / len(lengths)  # short values (a name: one token) are still drilled half as often
         self.length_weights = [length + floor for length in lengths]
@@ -75,13 +122,15 @@ class SlotCopy:
         them; the mask covers the values in the call. A `hard` one picks kinds by their length in tokens plus
         the mean length (long ids more often, one-token names still about half as often), says up to
         `hard_distractors` other values first with up to three times the filler between them, and makes
-        `near_distractors` of them share a prefix with it."""
-        count = rng.randint(1, min(self.hard_slots if hard else self.max_slots, len(self.kinds)))
+        `near_distractors` of them share a prefix with it. A `recall_share` of hard exercises are `recall` ones."""
+        if hard and self.recall_share > 0 and rng.random() < self.recall_share:
+            return self.recall(rng)
+        count = rng.randint(1, min(self.hard_slots if hard else self.max_slots, len(set(self.keys.values()))))
         weights = self.length_weights if hard else None
         kinds: list[str] = []
         while len(kinds) < count:
             kind = rng.choices(self.kinds, weights)[0]
-            if kind not in kinds:
+            if self.keys[kind] not in {self.keys[k] for k in kinds}:
                 kinds.append(kind)
         chosen = {kind: rng.choice(self.values[kind]) for kind in kinds}
         filler = self.max_filler * (3 if hard else 1)
@@ -94,13 +143,49 @@ class SlotCopy:
             ids += self._say(kind, chosen[kind]) + self._filler(rng, 0, self.max_filler)
         mask = [0] * len(ids)
         for index, kind in enumerate(rng.sample(kinds, len(kinds))):
-            opening = '<tool_call>\n{"name": "find", "arguments": {' if index == 0 else ", "
-            part = self._encode(f'{opening}"{kind}": "')
+            opening = '<tool_call>\n{"name": "find", "arguments": {' if index == 0 else '", '
+            part = self._encode(f'{opening}"{self.keys[kind]}": "')
             copied = self._encode(chosen[kind])
             ids += part + copied
             mask += [0] * len(part) + [1] * len(copied)
         end = self._encode('"}}\n</tool_call>')
         return Sample(ids + end, mask + [0] * len(end))
+
+    def recall(self, rng: random.Random) -> Sample:
+        """A product lookup in miniature: an order's item lines, the customer naming one of them by description
+        and item id, then the expert's cue and call (`product_cue`): `item_id <copied>, product_id <recalled>`,
+        `get_product_details` with the product id. Loss on the item id and both product ids. The product id is
+        the one on the line of the item id just copied: a key-value recall, which copying one value does not
+        teach (measured on the default build: product lookups 0 of 29, the item id copied, the product id wrong
+        from its first digits). With probability `near_distractors`, another line's item id shares a prefix
+        with the chosen one, so the match must use more than the first digits."""
+        rows = list(rng.choice(self.listings))
+        rng.shuffle(rows)
+        chosen = rng.choice(rows)
+        decoy_item, decoy_product = self._near(rng, chosen.item_id), self._near(rng, chosen.product_id)
+        if rng.random() < self.near_distractors and decoy_item != chosen.item_id:
+            line = chosen.line.replace(f"item_id {chosen.item_id}", f"item_id {decoy_item}")
+            line = line.replace(f"product_id {chosen.product_id}", f"product_id {decoy_product}")
+            rows.insert(rng.randint(0, len(rows)), ListingRow(line, chosen.description, decoy_item, decoy_product))
+        listing = "".join(f"\n  - {row.line}" for row in rows)
+        ids = self._filler(rng, 0, self.max_filler) + self._encode(f"items:{listing}\n")
+        ids += self._filler(rng, 0, self.max_filler)
+        ids += self._encode(f" The item is {chosen.description}, item id {chosen.item_id}.")
+        mask = [0] * len(ids)
+        call = '\n<tool_call>\n{"name": "get_product_details", "arguments": {"product_id": "'
+        for text, trained in (
+            ("\nitem_id ", False),
+            (chosen.item_id, True),
+            (", product_id ", False),
+            (chosen.product_id, True),
+            (call, False),
+            (chosen.product_id, True),
+            ('"}}\n</tool_call>', False),
+        ):
+            part = self._encode(text)
+            ids += part
+            mask += [int(trained)] * len(part)
+        return Sample(ids, mask)
 
     def batch(self, rng: random.Random, size: int, *, hard: bool = False) -> list[Sample]:
         """`size` exercises."""
@@ -110,9 +195,17 @@ class SlotCopy:
         """Another value of `kind`; in a hard exercise, with probability `near_distractors`, a made-up one that
         shares a prefix with `value` (its digits after a random point redrawn): only a copy of the whole value
         is right."""
-        digits = [i for i, char in enumerate(value) if char.isdigit()]
-        if not hard or len(digits) < 4 or rng.random() >= self.near_distractors:
+        if not hard or sum(c.isdigit() for c in value) < 4 or rng.random() >= self.near_distractors:
             return rng.choice(self.values[kind])
+        return self._near(rng, value)
+
+    @staticmethod
+    def _near(rng: random.Random, value: str) -> str:
+        """`value` with its digits after a random point (at least one kept, one redrawn) drawn again; unchanged
+        when it has fewer than two digits."""
+        digits = [i for i, char in enumerate(value) if char.isdigit()]
+        if len(digits) < 2:
+            return value
         cut = rng.randint(1, len(digits) - 1)
         chars = list(value)
         for i in digits[cut:]:

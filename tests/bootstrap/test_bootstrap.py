@@ -254,6 +254,75 @@ def test_near_distractors_share_a_prefix_and_the_call_copies_the_last_value_said
     assert near > 20
 
 
+def test_a_call_naming_several_values_is_valid_json_with_each_value_at_its_key(built: Bootstrap) -> None:
+    import random
+
+    from sentinel_async.bootstrap.slots import SlotCopy
+
+    values = {"first_name": ["Ada", "Mei"], "last_name": ["Kovacs", "Lopez"], "zip": ["28236", "80217"]}
+    filler = [built.tokenizer.encode("Thanks, I can help you with that today.", add_special_tokens=False)]
+    slots = SlotCopy(built.tokenizer, values, filler, hard_slots=3)
+    named = set()
+    for sample in slots.batch(random.Random(2), 30, hard=True):
+        text = built.tokenizer.decode(sample.ids)
+        call = json.loads(text.rsplit("<tool_call>\n", 1)[1].removesuffix("\n</tool_call>"))
+        for kind, value in call["arguments"].items():
+            assert value in values[kind]
+        named.add(len(call["arguments"]))
+    assert 3 in named, "the shape a name-and-zip lookup has"
+
+
+def test_every_kind_of_payment_method_is_named_at_payment_method_id_as_in_the_tools(built: Bootstrap) -> None:
+    import random
+
+    from sentinel_async.bootstrap.slots import RETAIL_SLOT_KEYS, SlotCopy, retail_slot_values
+
+    values = retail_slot_values(RetailDomain().db)
+    assert set(RETAIL_SLOT_KEYS) <= set(values)
+    filler = [built.tokenizer.encode("Thanks, I can help you with that today.", add_special_tokens=False)]
+    methods = {kind: values[kind][:3] for kind in RETAIL_SLOT_KEYS}
+    slots = SlotCopy(built.tokenizer, methods, filler, keys=RETAIL_SLOT_KEYS, hard_slots=3)
+    for sample in slots.batch(random.Random(4), 30, hard=True):
+        text = built.tokenizer.decode(sample.ids)
+        call = json.loads(text.rsplit("<tool_call>\n", 1)[1].removesuffix("\n</tool_call>"))
+        assert list(call["arguments"]) == ["payment_method_id"], "one key, whose name does not tell the kind"
+        assert any(call["arguments"]["payment_method_id"] in said for said in methods.values())
+
+
+def test_recall_exercises_copy_the_product_id_on_the_line_of_the_named_item(built: Bootstrap) -> None:
+    import random
+    import re
+
+    from sentinel_async.bootstrap.slots import SlotCopy, retail_listings
+    from sentinel_async.bootstrap.tokenizer import mask_runs
+
+    db = RetailDomain().db
+    listings = retail_listings(db)
+    assert listings
+    assert all(len(rows) >= 2 for rows in listings)
+    ordered = {(item.item_id, item.product_id) for order in db.orders.values() for item in order.items}
+    assert all((row.item_id, row.product_id) in ordered for rows in listings for row in rows)
+    filler = [built.tokenizer.encode("Thanks, I can help you with that today.", add_special_tokens=False)]
+    slots = SlotCopy(built.tokenizer, {"zip": ["28236"]}, filler, listings=listings, recall_share=1.0)
+    decoys = 0
+    for sample in slots.batch(random.Random(3), 40, hard=True):
+        text = built.tokenizer.decode(sample.ids)
+        lines = dict(re.findall(r"item_id (\d+), product_id (\d+), price", text))
+        description, named = re.findall(r"The item is (.*), item id (\d+)\.", text)[0]
+        copied = [built.tokenizer.decode(sample.ids[a:b]) for a, b in mask_runs(sample.mask)]
+        assert copied == [named, lines[named], lines[named]], "item id, then the product id on its line, twice"
+        call = json.loads(text.rsplit("<tool_call>\n", 1)[1].removesuffix("\n</tool_call>"))
+        assert call == {"name": "get_product_details", "arguments": {"product_id": lines[named]}}
+        twins = [i for i in lines if i != named and f"{description} item_id {i}," in text]
+        assert all(i[0] == named[0] for i in twins), "a decoy line: the same words, an item id with its prefix"
+        decoys += bool(twins)
+    assert 10 < decoys < 30, "about half the listings hold a decoy (near_distractors 0.5)"
+    easy = SlotCopy(built.tokenizer, {"zip": ["28236"]}, filler, listings=listings, recall_share=1.0)
+    assert all("product_id" not in built.tokenizer.decode(s.ids) for s in easy.batch(random.Random(0), 10))
+    with pytest.raises(ValueError, match="listings"):
+        SlotCopy(built.tokenizer, {"zip": ["28236"]}, filler, recall_share=0.5)
+
+
 def test_hard_slot_exercises_drill_long_values_more(built: Bootstrap) -> None:
     import random
 
