@@ -15,6 +15,8 @@ Finished runs are reused, so an interrupted experiment continues where it stoppe
 
     python examples/experiment.py --out runs/experiment      # 3 arms x 3 seeds, trials 4 (about 90 min on 2 cores)
     python examples/experiment.py --out runs/exp11 --trials 2  # measured: 54 min
+    # sampled test episodes, so pass^1..pass^4 differ (measured: 43 min for 2 arms x 3 seeds)
+    python examples/experiment.py --out runs/exp13 --arms sentinel general --trials 4 --set evaluation.temperature=null
     python examples/experiment.py --out runs/exp-small --rounds 2 --seeds 0 --eval-tasks 8 --trials 2
 """
 
