@@ -19,7 +19,6 @@ section for what each kind of exercise changed.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -56,18 +55,18 @@ class ListingRow(msgspec.Struct, frozen=True):
 
 def retail_listings(db: Any) -> list[list[ListingRow]]:
     """Every order's items as the policy reads them (`retail_lines`), one list per order with two or more."""
-    from sentinel_async.tools.retail.views import retail_lines
+    from sentinel_async.tools.retail.views import item_line
 
     listings: list[list[ListingRow]] = []
     for order_id in sorted(db.orders):
         items = db.orders[order_id].items
         if len(items) < 2:
             continue
-        rows = []
-        for item in items:
-            line = retail_lines("get_order_details", json.dumps([item.model_dump()])).removeprefix("- ")
-            description = line.split(" item_id ", 1)[0]
-            rows.append(ListingRow(line, description, item.item_id, item.product_id))
+        lines = [item_line(item.model_dump()) for item in items]
+        rows = [
+            ListingRow(line, line.split(" item_id ", 1)[0], item.item_id, item.product_id)
+            for line, item in zip(lines, items, strict=True)
+        ]
         listings.append(rows)
     return listings
 
@@ -102,6 +101,7 @@ class SlotCopy:
         self.kinds = kinds
         self.values = {kind: list(values[kind]) for kind in kinds}
         self.keys = {kind: (keys or {}).get(kind, kind) for kind in kinds}
+        self.distinct_keys = len(set(self.keys.values()))
         self.filler = [ids for ids in filler if ids]  # references: the demonstrations are large
         self.max_filler = max_filler
         self.max_distractors = max_distractors
@@ -125,7 +125,7 @@ class SlotCopy:
         `near_distractors` of them share a prefix with it. A `recall_share` of hard exercises are `recall` ones."""
         if hard and self.recall_share > 0 and rng.random() < self.recall_share:
             return self.recall(rng)
-        count = rng.randint(1, min(self.hard_slots if hard else self.max_slots, len(set(self.keys.values()))))
+        count = rng.randint(1, min(self.hard_slots if hard else self.max_slots, self.distinct_keys))
         weights = self.length_weights if hard else None
         kinds: list[str] = []
         while len(kinds) < count:

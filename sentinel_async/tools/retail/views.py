@@ -37,7 +37,7 @@ def _is_item(value: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and isinstance(value.get("options"), dict)
 
 
-def _item_line(item: dict[str, Any]) -> str:
+def item_line(item: dict[str, Any]) -> str:
     """`Name (k: v, ...) key value, ...`: the customer's description first, then the ids and the rest."""
     name = item.get("name")
     options = ", ".join(f"{k}: {_scalar(v)}" for k, v in item["options"].items())
@@ -93,7 +93,7 @@ def _lines(data: object, *, indent: str) -> list[str]:
 def _entry(label: str, value: object, indent: str) -> list[str]:
     """One list element (`label` "- ") or field ("key: "): on its line when an item, flat or a scalar."""
     if _is_item(value):
-        return [f"{indent}{label}{_item_line(value)}"]
+        return [f"{indent}{label}{item_line(value)}"]
     if isinstance(value, dict | list) and not value:
         return [f"{indent}{label}none"]
     if isinstance(value, dict) and _flat(value):
