@@ -96,23 +96,32 @@ NAMED: dict[str, BootstrapConfig] = {
             batch_tokens=8192,
             max_steps=100_000,
             max_minutes=60.0,
-            slot_steps=600,
-            slot_hard_from=400,
-            slot_fraction=0.15,
+            slot_steps=700,
+            slot_hard_from=500,
+            slot_fraction=0.1,
+            slot_values_per_call=3,
+            slot_learnt_below=0.3,
         ),
     ),
 }
 """The named configurations (`sentinel bootstrap --size`, `policy.size`)."""
 
 
-def bootstrap_config(size: Size | str = "tiny", *, minutes: float | None = None) -> BootstrapConfig:
-    """The configuration of a named size, optionally with another training time budget."""
+def bootstrap_config(
+    size: Size | str = "tiny", *, minutes: float | None = None, steps: int | None = None
+) -> BootstrapConfig:
+    """The configuration of a named size, optionally with another training time cap or step budget."""
     if size not in NAMED:
         raise SentinelError(f"unknown bootstrap size {size!r}; expected one of {', '.join(NAMED)}")
+    if steps is not None and steps < 1:
+        raise SentinelError(f"the bootstrap's step budget must be at least 1, got {steps}")
     config = NAMED[size]
+    sft = config.sft
     if minutes is not None:
-        config = msgspec.structs.replace(config, sft=msgspec.structs.replace(config.sft, max_minutes=minutes))
-    return config
+        sft = msgspec.structs.replace(sft, max_minutes=float(minutes))
+    if steps is not None:
+        sft = msgspec.structs.replace(sft, max_steps=steps)
+    return msgspec.structs.replace(config, sft=sft)
 
 
 def resolve_tool_view(name: str) -> ToolView | None:

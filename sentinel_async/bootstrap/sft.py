@@ -35,7 +35,11 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     grad_clip: float = 1.0
     batch_tokens: int = 16_384
     max_steps: int = 2_000
+    """The step budget. The cosine schedule runs over it, so a build that stops here is the same on any machine
+    (seeds fixed, `test_a_build_is_reproducible_from_its_configuration`)."""
     max_minutes: float = 10.0
+    """A time cap. Where it binds first the schedule follows time instead (whichever is further along), so the
+    build then depends on the machine's speed (the named sizes `tiny` and `small` are time-bound: see README)."""
     context_loss_weight: float = 0.0
     """Weight of the next-token loss on non-assistant tokens (user turns, tool results), relative to 1 on the
     assistant's. Tool results repeat ids many times over (a product's variants, an order's items), so a small

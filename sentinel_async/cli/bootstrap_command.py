@@ -14,7 +14,14 @@ def register(commands: Any) -> None:
         description="Build the supervised bootstrap policy once; later calls reuse the cached result.",
     )
     parser.add_argument("--size", choices=["toy", "tiny", "small"], default="tiny", help="model size (default: tiny)")
-    parser.add_argument("--minutes", type=float, default=None, help="training time budget (default: per size)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps; the LR schedule runs over them, so the build does not depend on the machine's speed "
+        "as long as --minutes does not bind first (default: per size; tiny and small are time-bound)",
+    )
+    parser.add_argument("--minutes", type=float, default=None, help="training time cap (default: per size)")
     parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: $SENTINEL_CACHE/bootstrap)")
     parser.add_argument("--force", action="store_true", help="rebuild even when a cached result exists")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -29,7 +36,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    config = bootstrap_config(args.size, minutes=args.minutes)
+    config = bootstrap_config(args.size, minutes=args.minutes, steps=args.steps)
     result = load_or_build(config, cache_dir=args.cache, force=args.force, progress=not args.no_progress)
     print(format_manifest(result.manifest, result.path))
     return 0

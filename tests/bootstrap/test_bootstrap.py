@@ -383,6 +383,18 @@ def test_cache_is_reused_and_rebuilt_when_the_config_changes(
     assert other.manifest.sft.steps == 2
 
 
+def test_a_build_is_reproducible_from_its_configuration(built: Bootstrap, tmp_path: Path) -> None:
+    """Seeds are fixed and the schedule follows steps, so building again elsewhere gives the same weights."""
+    import torch
+
+    again = load_or_build(TOY, cache_dir=tmp_path, progress=False)
+    assert again.tokenizer.get_vocab() == built.tokenizer.get_vocab()
+    assert again.manifest.sft.losses == built.manifest.sft.losses
+    theirs = dict(again.model.named_parameters())
+    for name, weight in built.model.named_parameters():
+        assert torch.equal(weight, theirs[name]), name
+
+
 def test_cache_root_honours_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SENTINEL_CACHE", str(tmp_path))
     assert cache.cache_root() == tmp_path / "bootstrap"
@@ -445,6 +457,9 @@ def test_named_sizes_and_the_cli_summary(built: Bootstrap) -> None:
     tiny = bootstrap_config("tiny", minutes=1.5)
     assert tiny.sft.max_minutes == 1.5
     assert fingerprint(tiny) != fingerprint(bootstrap_config("tiny"))
+    assert bootstrap_config("tiny", steps=40).sft.max_steps == 40
+    with pytest.raises(SentinelError, match="step budget"):
+        bootstrap_config("tiny", steps=0)
     assert bootstrap_config("small").model.hidden == 256
     with pytest.raises(SentinelError, match="unknown bootstrap size"):
         bootstrap_config("huge")
