@@ -29,9 +29,12 @@ from sentinel_async.bootstrap.demos import (
     tokenize_demos,
     turn_window_samples,
 )
-from sentinel_async.bootstrap.sft import SFTMetrics, train_sft
+from sentinel_async.bootstrap.sft import NOT_LEARNT, SFTMetrics, train_sft
+from sentinel_async.logs import get_logger
 from sentinel_async.prompt_view import PromptView, view_tool_results
 from sentinel_async.tools.base import TaskSpec
+
+_log = get_logger("bootstrap")
 
 MANIFEST = "manifest.json"
 
@@ -229,6 +232,8 @@ def build(
         entity_groups=entity_groups,
         slots=slots,
     )
+    if metrics.slot_waited_out:
+        _log.warning("bootstrap_copying_not_learnt", detail=NOT_LEARNT, seed=config.sft.seed)
     save_tokenizer(tokenizer, out)
     save_model(model, out)
     manifest = Manifest(

@@ -108,9 +108,10 @@ NAMED: dict[str, BootstrapConfig] = {
 
 
 def bootstrap_config(
-    size: Size | str = "tiny", *, minutes: float | None = None, steps: int | None = None
+    size: Size | str = "tiny", *, minutes: float | None = None, steps: int | None = None, seed: int | None = None
 ) -> BootstrapConfig:
-    """The configuration of a named size, optionally with another training time cap or step budget."""
+    """The configuration of a named size, optionally with another training time cap, step budget or seed (the
+    model's initialisation and the training's data order; the demonstrations stay the same)."""
     if size not in NAMED:
         raise SentinelError(f"unknown bootstrap size {size!r}; expected one of {', '.join(NAMED)}")
     if steps is not None and steps < 1:
@@ -121,7 +122,11 @@ def bootstrap_config(
         sft = msgspec.structs.replace(sft, max_minutes=float(minutes))
     if steps is not None:
         sft = msgspec.structs.replace(sft, max_steps=steps)
-    return msgspec.structs.replace(config, sft=sft)
+    model = config.model
+    if seed is not None:
+        sft = msgspec.structs.replace(sft, seed=seed)
+        model = msgspec.structs.replace(model, seed=seed)
+    return msgspec.structs.replace(config, sft=sft, model=model)
 
 
 def resolve_tool_view(name: str) -> ToolView | None:

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from sentinel_async.bootstrap.slots import SlotCopy
 
 
+NOT_LEARNT = (
+    "copying was not learnt before the slot-copy wait ran out: this policy will miscopy names and ids "
+    "(measured: authentication 0 of 35); rebuild with another seed (sentinel bootstrap --seed 1)"
+)
+"""What a build whose curriculum waited out (`SFTMetrics.slot_waited_out`) says."""
+
+
 class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Training settings. Training stops at `max_steps` or after `max_minutes`, whichever comes first."""
 
@@ -101,6 +108,11 @@ class SFTMetrics(msgspec.Struct, frozen=True, kw_only=True):
     slot_steps: int = 0
     slot_hard_from: int | None = None
     """The step the hard slot-copy exercises began at (None: they never did)."""
+    slot_learnt_at: int | None = None
+    """With `slot_learnt_below`: the step copying was learnt at (None: not measured, or not learnt)."""
+    slot_waited_out: bool = False
+    """The wait for copying ran out before it was learnt: the policy will miscopy names and ids (measured:
+    authentication 0 of 35); rebuild with another seed."""
 
 
 def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -185,6 +197,10 @@ class SlotSchedule:
         self.earliest = config.slot_hard_from
         self.learnt_below = config.slot_learnt_below if config.slot_hard_from is not None else None
         self.hard_from = None if self.learnt_below is not None else config.slot_hard_from  # waiting: `record_easy`
+        self.learnt_at: int | None = None
+        """The step at which the easy loss fell below `slot_learnt_below` (None: not yet, or not measured)."""
+        self.waited_out = False
+        """Whether the hard exercises began because the wait ran out, copying not learnt."""
         self.recent: deque[float] = deque(maxlen=20)
 
     def record_easy(self, step: int, loss: float) -> None:
@@ -193,9 +209,12 @@ class SlotSchedule:
             return
         self.recent.append(loss)
         learnt = len(self.recent) == self.recent.maxlen and mean(self.recent) < self.learnt_below
+        if learnt and self.learnt_at is None:
+            self.learnt_at = step + 1
         waited_out = step + 1 >= self.earliest + self.slot_steps
         if step + 1 >= self.earliest and (learnt or waited_out):
             self.hard_from = step + 1
+            self.waited_out = self.learnt_at is None
 
     def hard(self, step: int) -> bool:
         """Whether slot-copy exercises at `step` are hard ones."""
@@ -323,4 +342,6 @@ def train_sft(
         stopped_by=stopped_by,
         slot_steps=slot_steps,
         slot_hard_from=schedule.hard_from if schedule.hard(step - 1) else None,
+        slot_learnt_at=schedule.learnt_at,
+        slot_waited_out=schedule.waited_out,
     )

@@ -22,6 +22,13 @@ def register(commands: Any) -> None:
         "as long as --minutes does not bind first (default: per size; tiny and small are time-bound)",
     )
     parser.add_argument("--minutes", type=float, default=None, help="training time cap (default: per size)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="model initialisation and data order (default: 0); another seed is another build, e.g. when "
+        "copying was not learnt in this one",
+    )
     parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: $SENTINEL_CACHE/bootstrap)")
     parser.add_argument("--force", action="store_true", help="rebuild even when a cached result exists")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -36,7 +43,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    config = bootstrap_config(args.size, minutes=args.minutes, steps=args.steps)
+    config = bootstrap_config(args.size, minutes=args.minutes, steps=args.steps, seed=args.seed)
     result = load_or_build(config, cache_dir=args.cache, force=args.force, progress=not args.no_progress)
     print(format_manifest(result.manifest, result.path))
     return 0
@@ -44,9 +51,16 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def format_manifest(manifest: Any, path: Path) -> str:
     """A short human summary of a bootstrap manifest."""
+    from sentinel_async.bootstrap.sft import NOT_LEARNT
+
     sft, demos = manifest.sft, manifest.demos
     mix = ", ".join(f"{k}={v}" for k, v in demos.episodes_by_intent.items())
     hard = f", hard from step {sft.slot_hard_from}" if sft.slot_hard_from is not None else ""
+    copying = []
+    if sft.slot_learnt_at is not None:
+        copying = [f"  copying learnt at step {sft.slot_learnt_at} (easy slot-copy loss under the threshold)"]
+    elif sft.slot_waited_out:
+        copying = [f"  WARNING: {NOT_LEARNT}"]
     return "\n".join(
         [
             f"bootstrap: {path}",
@@ -59,6 +73,7 @@ def format_manifest(manifest: Any, path: Path) -> str:
             f"demonstrations) in {sft.seconds:.0f} s, "
             f"{sft.tokens_per_s:,.0f} tok/s, "
             f"loss {sft.loss_first:.3f} -> {sft.loss_last:.3f} (stopped by {sft.stopped_by})",
+            *copying,
             f"  built {manifest.created} in {manifest.build_seconds:.0f} s",
         ]
     )

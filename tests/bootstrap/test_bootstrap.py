@@ -463,9 +463,19 @@ def test_named_sizes_and_the_cli_summary(built: Bootstrap) -> None:
     assert bootstrap_config("small").model.hidden == 256
     with pytest.raises(SentinelError, match="unknown bootstrap size"):
         bootstrap_config("huge")
+    seeded = bootstrap_config("tiny", seed=3)
+    assert (seeded.model.seed, seeded.sft.seed) == (3, 3)
+    assert fingerprint(seeded) != fingerprint(bootstrap_config("tiny"))
     text = format_manifest(built.manifest, built.path)
     assert str(built.path) in text
     assert "parameters" in text
+    assert "WARNING" not in text
+    manifest = built.manifest
+    waited = msgspec.structs.replace(manifest, sft=msgspec.structs.replace(manifest.sft, slot_waited_out=True))
+    assert "WARNING: copying was not learnt" in format_manifest(waited, built.path)
+    assert "--seed" in format_manifest(waited, built.path)
+    learnt = msgspec.structs.replace(manifest, sft=msgspec.structs.replace(manifest.sft, slot_learnt_at=660))
+    assert "copying learnt at step 660" in format_manifest(learnt, built.path)
 
 
 def test_a_name_is_the_same_tokens_in_a_sentence_and_in_a_tool_call(built: Bootstrap) -> None:

@@ -25,11 +25,15 @@ def test_a_fixed_schedule_switches_at_its_steps() -> None:
 def test_hard_exercises_wait_until_the_easy_loss_is_low_and_the_slot_phase_moves_with_them() -> None:
     config = SFTConfig(slot_steps=120, slot_hard_from=80, slot_learnt_below=0.3)
     learnt_from_130 = [2.0] * 130 + [0.1] * 200  # the mean of the last 20 drops below 0.3 at step 147
-    assert _run(SlotSchedule(config), learnt_from_130) == (148, 188)
+    schedule = SlotSchedule(config)
+    assert _run(schedule, learnt_from_130) == (148, 188)
+    assert schedule.learnt_at == 148
     learnt_early = [0.1] * 300
     assert _run(SlotSchedule(config), learnt_early) == (80, 120), "never before slot_hard_from"
 
 
 def test_a_curriculum_that_never_learns_waits_at_most_slot_steps() -> None:
     config = SFTConfig(slot_steps=120, slot_hard_from=80, slot_learnt_below=0.3)
-    assert _run(SlotSchedule(config), [2.0] * 400) == (200, 240)
+    schedule = SlotSchedule(config)
+    assert _run(schedule, [2.0] * 400) == (200, 240)
+    assert schedule.learnt_at is None, "waited out, not learnt: the build reports it"
