@@ -42,8 +42,8 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     grad_clip: float = 1.0
     batch_tokens: int = 16_384
     max_steps: int = 2_000
-    """The step budget. The cosine schedule runs over it, so a build that stops here is the same on any machine
-    (seeds fixed, `test_a_build_is_reproducible_from_its_configuration`)."""
+    """The step budget. The cosine schedule runs over it, so a build that stops here does not depend on the
+    machine's speed (seeds fixed, `test_a_build_is_reproducible_from_its_configuration`)."""
     max_minutes: float = 10.0
     """A time cap. Where it binds first the schedule follows time instead (whichever is further along), so the
     build then depends on the machine's speed (the named sizes `tiny` and `small` are time-bound: see README)."""
@@ -199,8 +199,6 @@ class SlotSchedule:
         self.hard_from = None if self.learnt_below is not None else config.slot_hard_from  # waiting: `record_easy`
         self.learnt_at: int | None = None
         """The step at which the easy loss fell below `slot_learnt_below` (None: not yet, or not measured)."""
-        self.waited_out = False
-        """Whether the hard exercises began because the wait ran out, copying not learnt."""
         self.recent: deque[float] = deque(maxlen=20)
 
     def record_easy(self, step: int, loss: float) -> None:
@@ -214,7 +212,11 @@ class SlotSchedule:
         waited_out = step + 1 >= self.earliest + self.slot_steps
         if step + 1 >= self.earliest and (learnt or waited_out):
             self.hard_from = step + 1
-            self.waited_out = self.learnt_at is None
+
+    @property
+    def waited_out(self) -> bool:
+        """Whether the hard exercises began because the wait ran out, copying not learnt."""
+        return self.learnt_below is not None and self.hard_from is not None and self.learnt_at is None
 
     def hard(self, step: int) -> bool:
         """Whether slot-copy exercises at `step` are hard ones."""
