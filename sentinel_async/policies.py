@@ -32,7 +32,9 @@ def _models(config: PolicyConfig, seed: int) -> tuple[Any, Any, Any, PromptView]
         return tokenizer, make(), make(), PromptView()
     from sentinel_async.bootstrap import load_bootstrap_models
 
-    return load_bootstrap_models(size=config.size, cache_dir=config.cache_dir)
+    return load_bootstrap_models(
+        size=config.size, cache_dir=config.cache_dir, steps=config.build_steps, seed=config.build_seed
+    )
 
 
 def resolve_device(name: str) -> Any:

@@ -24,6 +24,10 @@ class PolicyConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     kind: Literal["bootstrap", "tiny-random"] = "bootstrap"
     size: str = "tiny"
+    build_seed: int | None = None
+    """The bootstrap build's seed (`sentinel bootstrap --seed`): another seed is another build of the size."""
+    build_steps: int | None = None
+    """The bootstrap build's step budget (`sentinel bootstrap --steps`); None: the size's time budget."""
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 384

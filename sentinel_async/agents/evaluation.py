@@ -42,6 +42,10 @@ class EvalConfig(msgspec.Struct, frozen=True, kw_only=True):
     run_id: str = "eval"
     size: str = "tiny"
     """The bootstrap size (policy "bootstrap")."""
+    build_seed: int | None = None
+    """The bootstrap build's seed (`sentinel bootstrap --seed`; policy "bootstrap")."""
+    build_steps: int | None = None
+    """The bootstrap build's step budget (`sentinel bootstrap --steps`; policy "bootstrap")."""
     checkpoint: str | None = None
     """A run's checkpoint folder to evaluate instead of the bootstrap weights (policy "bootstrap")."""
 

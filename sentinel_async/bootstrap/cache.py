@@ -29,7 +29,7 @@ from sentinel_async.bootstrap.demos import (
     tokenize_demos,
     turn_window_samples,
 )
-from sentinel_async.bootstrap.sft import NOT_LEARNT, SFTMetrics, train_sft
+from sentinel_async.bootstrap.sft import NOT_LEARNT, SFTMetrics, draw_seed, train_sft
 from sentinel_async.logs import get_logger
 from sentinel_async.prompt_view import PromptView, view_tool_results
 from sentinel_async.tools.base import TaskSpec
@@ -153,15 +153,23 @@ def load_or_build(
 
 
 def load_bootstrap_models(
-    size: str = "tiny", cache_dir: Path | str | None = None, *, minutes: float | None = None, progress: bool = True
+    size: str = "tiny",
+    cache_dir: Path | str | None = None,
+    *,
+    minutes: float | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    progress: bool = True,
 ) -> tuple[Any, Any, Any, PromptView]:
-    """(tokenizer, rollout model, training model, prompt view) of the cached bootstrap of a named size, built on
-    first use. The two models are separate copies of the same weights (the trainer updates one, generation reads
-    the other); prompts must be rendered through the prompt view, as in training."""
+    """(tokenizer, rollout model, training model, prompt view) of the cached bootstrap of a named size (with
+    `bootstrap_config`'s `minutes`, `steps` and `seed`), built on first use. The two models are separate copies
+    of the same weights (the trainer updates one, generation reads the other); prompts must be rendered through
+    the prompt view, as in training."""
     from sentinel_async.bootstrap.config import bootstrap_config
     from sentinel_async.bootstrap.model import load_model
 
-    result = load_or_build(bootstrap_config(size, minutes=minutes), cache_dir=cache_dir, progress=progress)
+    config = bootstrap_config(size, minutes=minutes, steps=steps, seed=seed)
+    result = load_or_build(config, cache_dir=cache_dir, progress=progress)
     return result.tokenizer, result.model, load_model(result.path), result.prompt_view
 
 
@@ -206,7 +214,8 @@ def build(
     if config.demos.turn_windows:
         samples += [w for c in conversations for w in turn_window_samples(tokenizer, c)]
     prefix, _ = render_ids(tokenizer, [{"role": "system", "content": domain.policy()}], tools)
-    model = build_model(config.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=0)
+    eos = tokenizer.eos_token_id
+    model = build_model(config.model, len(tokenizer), eos_token_id=eos, pad_token_id=0)
     if progress:
         tqdm.write(f"bootstrap: {len(samples)} demonstrations, {parameter_count(model):,} parameters; training")
     slots = None
@@ -223,6 +232,13 @@ def build(
     entity_groups = entity_token_groups(tokenizer, entities)
     if config.permute_names:
         entity_groups += name_token_groups(tokenizer, domain.db, domain.policy() + json.dumps(tools))
+
+    def redraw(draw: int) -> None:
+        seed = draw_seed(config.model.seed, draw)
+        fresh = build_model(msgspec.structs.replace(config.model, seed=seed), len(tokenizer), eos_token_id=eos)
+        model.load_state_dict(fresh.state_dict())
+        _log.info("bootstrap_redraw", draw=draw, seed=seed, reason="copying not learnt in time")
+
     metrics = train_sft(
         model,
         samples,
@@ -231,9 +247,10 @@ def build(
         progress=progress,
         entity_groups=entity_groups,
         slots=slots,
+        redraw=redraw,
     )
     if metrics.slot_waited_out:
-        _log.warning("bootstrap_copying_not_learnt", detail=NOT_LEARNT, seed=config.sft.seed)
+        _log.warning("bootstrap_copying_not_learnt", detail=NOT_LEARNT, seed=config.sft.seed, draws=metrics.slot_draws)
     save_tokenizer(tokenizer, out)
     save_model(model, out)
     manifest = Manifest(

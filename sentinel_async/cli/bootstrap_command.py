@@ -57,10 +57,15 @@ def format_manifest(manifest: Any, path: Path) -> str:
     mix = ", ".join(f"{k}={v}" for k, v in demos.episodes_by_intent.items())
     hard = f", hard from step {sft.slot_hard_from}" if sft.slot_hard_from is not None else ""
     copying = []
+    if sft.slot_draws > 1:
+        copying = [
+            f"  model {sft.slot_draws} drawn: the {sft.slot_draws - 1} before it did not learn to copy in time "
+            f"({sft.redrawn_steps} steps, {sft.redrawn_seconds:.0f} s discarded)"
+        ]
     if sft.slot_learnt_at is not None:
-        copying = [f"  copying learnt at step {sft.slot_learnt_at} (easy slot-copy loss under the threshold)"]
+        copying += [f"  copying learnt at step {sft.slot_learnt_at} (easy slot-copy loss under the threshold)"]
     elif sft.slot_waited_out:
-        copying = [f"  WARNING: {NOT_LEARNT}"]
+        copying += [f"  WARNING: {NOT_LEARNT}"]
     return "\n".join(
         [
             f"bootstrap: {path}",

@@ -45,6 +45,12 @@ def register(commands: Any) -> None:
         "bootstrap: the local CPU policy (built and cached on first use), or a run's checkpoint of it",
     )
     parser.add_argument("--size", choices=["toy", "tiny", "small"], default="tiny", help="bootstrap size")
+    parser.add_argument(
+        "--build-seed", type=int, default=None, help="bootstrap policy: the build of `sentinel bootstrap --seed`"
+    )
+    parser.add_argument(
+        "--build-steps", type=int, default=None, help="bootstrap policy: the build of `sentinel bootstrap --steps`"
+    )
     parser.add_argument("--checkpoint", help="bootstrap policy: a run checkpoint folder (runs/.../checkpoints/vN)")
     parser.add_argument("--threads", type=int, default=None, help="bootstrap policy: torch threads")
     parser.add_argument("--model-url", help="base URL of the policy's server, e.g. http://127.0.0.1:8000/v1")
@@ -78,6 +84,8 @@ def config_from_args(args: argparse.Namespace, run_id: str) -> EvalConfig:
         temperature=args.temperature,
         run_id=run_id,
         size=args.size,
+        build_seed=args.build_seed,
+        build_steps=args.build_steps,
         checkpoint=args.checkpoint,
     )
     if args.threads is not None:
@@ -106,12 +114,13 @@ def _retail_scripts(domain: Domain) -> Any:
 
 
 def _bootstrap_policy(config: EvalConfig) -> Any:
-    """The cached bootstrap policy of `config.size` (weights from `config.checkpoint` when given)."""
+    """The cached bootstrap policy of `config.size` (and build seed and steps), built on first use; weights from
+    `config.checkpoint` when given."""
     from sentinel_async.bootstrap import bootstrap_config, bootstrap_policy, load_or_build
     from sentinel_async.bootstrap.model import load_model
     from sentinel_async.bootstrap.policy import DEFAULT_SAMPLING
 
-    built = load_or_build(bootstrap_config(config.size))
+    built = load_or_build(bootstrap_config(config.size, steps=config.build_steps, seed=config.build_seed))
     if config.checkpoint is not None:
         if not Path(config.checkpoint, "config.json").is_file():
             raise SentinelError(f"no model checkpoint in {config.checkpoint} (expected config.json and weights)")

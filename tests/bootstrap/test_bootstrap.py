@@ -44,7 +44,7 @@ from sentinel_async.bootstrap.demos import (  # noqa: E402
     window_samples,
 )
 from sentinel_async.bootstrap.model import build_model  # noqa: E402
-from sentinel_async.bootstrap.sft import make_batches, train_sft  # noqa: E402
+from sentinel_async.bootstrap.sft import draw_seed, make_batches, train_sft  # noqa: E402
 from sentinel_async.bootstrap.tokenizer import mask_runs, render_ids  # noqa: E402
 from sentinel_async.messages import ChatMessage, ToolCall  # noqa: E402
 from sentinel_async.prompt_view import OMITTED, ContextWindow, PromptView  # noqa: E402
@@ -352,6 +352,56 @@ def test_sft_with_slot_steps_trains_on_them_first(built: Bootstrap) -> None:
         train_sft(model, samples, config, progress=False)
 
 
+def _never_learnt(learnt_below: float = 1e-9) -> SFTConfig:
+    """Slot-only steps whose wait for copying (20 easy steps under `learnt_below`) is given 22 steps per draw."""
+    return SFTConfig(
+        max_steps=34,
+        batch_tokens=1024,
+        warmup_steps=1,
+        slot_steps=10,
+        slot_hard_from=20,
+        slot_learnt_below=learnt_below,
+        slot_redraws=2,
+        slot_redraw_after=22,
+        slot_batch=2,
+    )
+
+
+def test_a_build_that_does_not_learn_to_copy_in_time_draws_a_new_model(built: Bootstrap) -> None:
+    from sentinel_async.bootstrap.slots import SlotCopy
+
+    tokenizer = built.tokenizer
+    model = build_model(TOY.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id)
+    samples = [Sample(list(range(3, 203)), [0] * 100 + [1] * 100)] * 4
+    slots = SlotCopy(tokenizer, {"order_id": ["#W1000001", "#W2000002"]}, [list(range(3, 60))])
+    drawn: list[int] = []
+
+    def redraw(draw: int) -> None:
+        drawn.append(draw)
+        fresh = build_model(msgspec.structs.replace(TOY.model, seed=draw_seed(0, draw)), len(tokenizer))
+        model.load_state_dict(fresh.state_dict())
+
+    metrics = train_sft(model, samples, _never_learnt(), progress=False, slots=slots, redraw=redraw)
+    assert drawn == [1, 2], "two more models drawn, then the last one kept"
+    assert (metrics.slot_draws, metrics.redrawn_steps) == (3, 44)
+    assert metrics.steps == 34, "the kept draw trains the whole step budget from step 0"
+    assert metrics.slot_waited_out, "the last draw keeps the usual wait and says it ran out"
+    assert metrics.slot_hard_from == 30
+
+    learnt = train_sft(model, samples, _never_learnt(learnt_below=100.0), progress=False, slots=slots, redraw=redraw)
+    assert drawn == [1, 2], "a draw that learns in time is kept"
+    assert (learnt.slot_draws, learnt.redrawn_steps, learnt.slot_learnt_at) == (1, 0, 20)
+    with pytest.raises(ValueError, match="redraw"):
+        train_sft(model, samples, _never_learnt(), progress=False, slots=slots)
+
+
+def test_a_build_records_its_draws_in_the_manifest(tmp_path: Path) -> None:
+    sft = msgspec.structs.replace(_never_learnt(), slot_redraws=1, max_steps=26)
+    result = load_or_build(msgspec.structs.replace(TOY, sft=sft), cache_dir=tmp_path, progress=False)
+    assert (result.manifest.sft.slot_draws, result.manifest.sft.redrawn_steps) == (2, 22)
+    assert result.manifest.sft.steps == 26
+
+
 def test_make_batches_respects_the_token_budget() -> None:
     lengths = [100, 900, 300, 50, 2000, 400]
     batches = make_batches(lengths, 1000)
@@ -476,6 +526,42 @@ def test_named_sizes_and_the_cli_summary(built: Bootstrap) -> None:
     assert "--seed" in format_manifest(waited, built.path)
     learnt = msgspec.structs.replace(manifest, sft=msgspec.structs.replace(manifest.sft, slot_learnt_at=660))
     assert "copying learnt at step 660" in format_manifest(learnt, built.path)
+    assert "drawn" not in format_manifest(learnt, built.path)
+    redrawn = msgspec.structs.replace(learnt.sft, slot_draws=3, redrawn_steps=2000, redrawn_seconds=480.0)
+    text = format_manifest(msgspec.structs.replace(learnt, sft=redrawn), built.path)
+    assert "model 3 drawn: the 2 before it did not learn to copy in time (2000 steps, 480 s discarded)" in text
+
+
+def test_eval_and_runs_load_the_build_of_a_seed_and_step_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build made with `sentinel bootstrap --seed/--steps` is the one `sentinel eval --build-seed/--build-steps`
+    and a run's `policy.build_seed/build_steps` load, not the size's default build."""
+    import sentinel_async.bootstrap as package
+    from sentinel_async.bootstrap import bootstrap_config
+    from sentinel_async.cli import build_parser
+    from sentinel_async.cli.eval_command import _bootstrap_policy, config_from_args
+    from sentinel_async.policies import load_policy
+    from sentinel_async.run_config import PolicyConfig
+
+    class LoadedError(Exception):
+        pass
+
+    requested: list[str] = []
+
+    def capture(config: BootstrapConfig, **kwargs: Any) -> Any:
+        requested.append(fingerprint(config))
+        raise LoadedError
+
+    monkeypatch.setattr(cache, "load_or_build", capture)
+    monkeypatch.setattr(package, "load_or_build", capture)
+    args = build_parser().parse_args(["eval", "--policy", "bootstrap", "--build-seed", "1", "--build-steps", "3600"])
+    with pytest.raises(LoadedError):
+        _bootstrap_policy(config_from_args(args, "eval"))
+    with pytest.raises(LoadedError):
+        load_policy(PolicyConfig(build_seed=1, build_steps=3600), seed=0)
+    with pytest.raises(LoadedError):
+        load_policy(PolicyConfig(), seed=0)
+    wanted = fingerprint(bootstrap_config("tiny", seed=1, steps=3600))
+    assert requested == [wanted, wanted, fingerprint(bootstrap_config("tiny"))]
 
 
 def test_a_name_is_the_same_tokens_in_a_sentence_and_in_a_tool_call(built: Bootstrap) -> None:
