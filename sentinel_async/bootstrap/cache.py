@@ -179,7 +179,13 @@ def build(
     """Demonstrations -> tokenizer -> tokenised demos -> model -> SFT; writes everything into `out`."""
     from tqdm import tqdm
 
-    from sentinel_async.bootstrap.entities import entity_token_groups, name_token_groups, retail_entities
+    from sentinel_async.bootstrap.entities import (
+        address_token_groups,
+        entity_token_groups,
+        name_token_groups,
+        retail_addresses,
+        retail_entities,
+    )
     from sentinel_async.bootstrap.model import build_model, parameter_count, save_model
     from sentinel_async.bootstrap.slots import RETAIL_SLOT_KEYS, SlotCopy, retail_listings, retail_slot_values
     from sentinel_async.bootstrap.tokenizer import render_ids, retail_corpus, save_tokenizer, train_tokenizer
@@ -222,7 +228,7 @@ def build(
     if config.sft.uses_slots:
         slots = SlotCopy(
             tokenizer,
-            retail_slot_values(domain.db),
+            retail_slot_values(domain.db, addresses=config.copy_addresses),
             [s.ids for s in samples],
             hard_slots=config.sft.slot_values_per_call,
             keys=RETAIL_SLOT_KEYS,
@@ -230,8 +236,20 @@ def build(
             recall_share=config.sft.slot_recall,
         )
     entity_groups = entity_token_groups(tokenizer, entities)
+    other_text = domain.policy() + json.dumps(tools)
     if config.permute_names:
-        entity_groups += name_token_groups(tokenizer, domain.db, domain.policy() + json.dumps(tools))
+        entity_groups += name_token_groups(tokenizer, domain.db, other_text)
+    if config.copy_addresses:
+        catalogue = json.dumps([product.model_dump() for product in domain.db.products.values()])
+        from sentinel_async.agents.proposer.generators import NEW_STREETS
+
+        entity_groups += address_token_groups(
+            tokenizer,
+            retail_addresses(domain.db),
+            other_text + catalogue,
+            taken=entity_groups,
+            streets_without_number=NEW_STREETS,
+        )
 
     def redraw(draw: int) -> None:
         seed = draw_seed(config.model.seed, draw)

@@ -38,6 +38,10 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     permute_names: bool = False
     """Rename customers in every training sample at random (`entities.name_token_groups`), so a name can only
     be copied from what the customer said, never remembered from the training customers."""
+    copy_addresses: bool = False
+    """Addresses as copied values: renamed per sample like names (`entities.address_token_groups`: street
+    names, street types, city words, states) and drilled in the slot-copy exercises (`address1`, `city`,
+    `state`), so a new address can only be written by copying what the customer said."""
     prompt_style: PromptStyle = "compact"
     tool_view: ToolViewName = "raw"
     """How the policy reads tool results: "raw" (tau2's JSON) or "lines" (`retail_lines`: one line per item or

@@ -34,13 +34,19 @@ it (measured on the default build, whose exercises named the kind in the key: re
 where the customer, and the confirmation just before, said `gift_card_...`)."""
 
 
-def retail_slot_values(db: Any) -> dict[str, list[str]]:
-    """What a retail conversation copies, by kind: every database id (`retail_entities`) and customer names."""
-    from sentinel_async.bootstrap.entities import retail_entities
+def retail_slot_values(db: Any, *, addresses: bool = False) -> dict[str, list[str]]:
+    """What a retail conversation copies, by kind: every database id (`retail_entities`) and customer names;
+    with `addresses`, also streets (`address1`), cities and states, at the keys the address tools use."""
+    from sentinel_async.bootstrap.entities import retail_addresses, retail_entities
 
     values = retail_entities(db)
     values["first_name"] = sorted({user.name.first_name for user in db.users.values()})
     values["last_name"] = sorted({user.name.last_name for user in db.users.values()})
+    if addresses:
+        found = retail_addresses(db)
+        values["address1"] = sorted({address.address1 for address in found})
+        values["city"] = sorted({address.city for address in found})
+        values["state"] = sorted({address.state for address in found})
     return values
 
 

@@ -585,3 +585,13 @@ async def test_turn_accuracy_counts_every_turn_with_or_without_a_window(built: B
     assert whole.turns == windowed.turns == turns
     assert {k: n for k, (n, _) in whole.by_kind.items()} == {k: n for k, (n, _) in windowed.by_kind.items()}
     assert 0.0 <= windowed.exact <= 1.0
+
+
+def test_a_build_can_copy_addresses(tmp_path: Path) -> None:
+    """`copy_addresses` renames address words in the demonstrations and drills them in the exercises."""
+    config = msgspec.structs.replace(
+        TOY, copy_addresses=True, sft=msgspec.structs.replace(TOY.sft, slot_steps=2, slot_batch=4, max_steps=4)
+    )
+    result = load_or_build(config, cache_dir=tmp_path, progress=False)
+    assert result.manifest.config.copy_addresses
+    assert result.manifest.sft.slot_steps == 2

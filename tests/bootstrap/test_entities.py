@@ -15,8 +15,10 @@ pytestmark = pytest.mark.skipif(
 from sentinel_async.bootstrap.entities import (  # noqa: E402
     ENTITY_KINDS,
     EntityPermuter,
+    address_token_groups,
     entity_token_groups,
     name_token_groups,
+    retail_addresses,
     retail_entities,
 )
 from sentinel_async.bootstrap.tokenizer import train_tokenizer  # noqa: E402
@@ -99,3 +101,38 @@ def test_a_customer_is_renamed_throughout_a_sample_and_catalogue_words_stay() ->
     assert renamed.endswith(f"{first} {last}"), "the same customer is renamed the same way everywhere"
     assert "mei." not in renamed, "the email's name is renamed too"
     assert "brown leather wallet" in renamed
+
+
+def test_a_new_address_is_renamed_throughout_a_sample_and_names_keep_their_own_renaming() -> None:
+    domain = RetailDomain()
+    addresses = retail_addresses(domain.db)
+    said = "The address is 445 Maple Drive, Suite 394, Fort Worth, TX 76165, USA. Lamp color: black. "
+    corpus = said * 20 + " ".join(f"{a.address1} {a.city} {a.state}" for a in addresses) + " Mei Kovacs Park"
+    tokenizer = train_tokenizer(corpus, vocab_size=900, isolate_spaces=True)
+    vocab = tokenizer.get_vocab()
+    names = [[vocab["Park"]]]  # a surname too: it stays with the names
+    groups = address_token_groups(
+        tokenizer, addresses, other_text="black", taken=names, streets_without_number=["Hillcrest Drive"]
+    )
+    streets, types, cities, states = groups
+    assert {vocab["Maple"], vocab["Hillcrest"]} <= set(streets)
+    assert vocab["Drive"] in types
+    assert {vocab["Fort"], vocab["Worth"]} <= set(cities)
+    assert vocab["TX"] in states
+    assert all(vocab["Park"] not in group for group in groups)
+    ids = tokenizer.encode(f"{said}address1 445 Maple Drive, city Fort Worth, state TX", add_special_tokens=False)
+    renamed = tokenizer.decode(EntityPermuter(groups)(ids, random.Random(5)))
+    said_street = renamed.split("The address is 445 ")[1].split(",")[0]
+    assert said_street != "Maple Drive"
+    assert f"address1 445 {said_street}," in renamed, "the call copies the street the customer said"
+    assert "Lamp color: black" in renamed, "other words stay"
+
+
+def test_slot_values_include_addresses_only_when_asked() -> None:
+    from sentinel_async.bootstrap.slots import retail_slot_values
+
+    db = RetailDomain().db
+    assert "address1" not in retail_slot_values(db)
+    values = retail_slot_values(db, addresses=True)
+    assert "986 Sunset Drive" in values["address1"]
+    assert {"Denver", "CO"} <= set(values["city"]) | set(values["state"])

@@ -233,14 +233,15 @@ def _transfer(b: GoldBuilder) -> None:
     b.call("transfer_to_human_agents", {"summary": summary})
 
 
-_STREETS = ("Maple Avenue", "Cedar Street", "Hillcrest Drive", "Lakeview Road", "Oak Lane", "Park Boulevard")
+NEW_STREETS = ("Maple Avenue", "Cedar Street", "Hillcrest Drive", "Lakeview Road", "Oak Lane", "Park Boulevard")
+"""The streets of generated tasks' new addresses (a house number goes before them)."""
 
 
 def _new_address(b: GoldBuilder) -> dict[str, str]:
     """A new address: a made-up street in a city, state and zip taken from another allowed user."""
     donor = b.domain.users[b.rng.choice(b.pool.untouched or tuple(b.domain.users))].address
     suite = f"Suite {b.rng.randint(100, 999)}" if b.rng.random() < 0.5 else ""
-    street = f"{b.rng.randint(100, 9999)} {b.rng.choice(_STREETS)}"
+    street = f"{b.rng.randint(100, 9999)} {b.rng.choice(NEW_STREETS)}"
     return {
         "address1": street,
         "address2": suite,
