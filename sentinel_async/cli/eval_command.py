@@ -148,7 +148,8 @@ async def build_factories(
         def make_policy(task: TaskSpec, seed: int) -> Any:
             return ScriptedExpert(task, scripts.domain, script=scripts.get(task))
     elif config.policy == "bootstrap":
-        shared_policy = _bootstrap_policy(config)
+        # Built on first use: the build runs its own event loop (demonstrations), so it runs in a worker thread.
+        shared_policy = await anyio.to_thread.run_sync(_bootstrap_policy, config)
 
         def make_policy(task: TaskSpec, seed: int) -> Any:
             return shared_policy

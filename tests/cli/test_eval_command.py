@@ -53,6 +53,19 @@ def test_eval_prints_pass_k_and_logs_every_episode(tmp_path: Path, capsys: pytes
         assert {p.task_id for p in registered if isinstance(p, TaskRegistered)} == {"5", "7"}
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
+def test_eval_of_the_bootstrap_policy_builds_it_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The build runs its own event loop; `sentinel eval` starts it from inside one, so it must not collide."""
+    pytest.importorskip("torch")
+    monkeypatch.setenv("SENTINEL_CACHE", str(tmp_path / "cache"))
+    argv = ["eval", "--policy", "bootstrap", "--size", "toy", "--task", "5", "--max-steps", "4", "--no-progress"]
+    assert main([*argv, "--run-dir", str(tmp_path / "run")]) == 0
+    assert "tasks=1 trials=1" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache" / "bootstrap").glob("*/manifest.json"))) == 1
+
+
 def test_logged_episodes_export_to_tau2_files_that_tau2_scores_the_same(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
