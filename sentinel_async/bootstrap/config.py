@@ -41,7 +41,9 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     copy_addresses: bool = False
     """Addresses as copied values: renamed per sample like names (`entities.address_token_groups`: street
     names, street types, city words, states) and drilled in the slot-copy exercises (`address1`, `city`,
-    `state`), so a new address can only be written by copying what the customer said."""
+    `state`), so a new address can only be written by copying what the customer said. Measured on `tiny`: address
+    changes still 0 of 12 (another street, the same for every customer), test pass^1 0.075 as without it; and
+    three draws of four did not learn to copy by step 1,000. Off by default."""
     prompt_style: PromptStyle = "compact"
     tool_view: ToolViewName = "raw"
     """How the policy reads tool results: "raw" (tau2's JSON) or "lines" (`retail_lines`: one line per item or
