@@ -183,7 +183,6 @@ def build(
         address_token_groups,
         entity_token_groups,
         name_token_groups,
-        retail_addresses,
         retail_entities,
     )
     from sentinel_async.bootstrap.model import build_model, parameter_count, save_model
@@ -240,15 +239,10 @@ def build(
     if config.permute_names:
         entity_groups += name_token_groups(tokenizer, domain.db, other_text)
     if config.copy_addresses:
-        catalogue = json.dumps([product.model_dump() for product in domain.db.products.values()])
         from sentinel_async.agents.proposer.generators import NEW_STREETS
 
         entity_groups += address_token_groups(
-            tokenizer,
-            retail_addresses(domain.db),
-            other_text + catalogue,
-            taken=entity_groups,
-            streets_without_number=NEW_STREETS,
+            tokenizer, domain.db, other_text, taken=entity_groups, streets_without_number=NEW_STREETS
         )
 
     def redraw(draw: int) -> None:

@@ -61,10 +61,19 @@ def name_token_groups(tokenizer: Any, db: Any, other_text: str = "") -> list[lis
     kinds = [firsts, lasts, {name.lower() for name in firsts}, {name.lower() for name in lasts}]
     vocab = tokenizer.get_vocab()
     groups = [{vocab[name] for name in names if name in vocab} for names in kinds]
-    excluded = {token for i, group in enumerate(groups) for other in groups[i + 1 :] for token in group & other}
-    catalogue = json.dumps([product.model_dump() for product in db.products.values()]) + other_text
-    excluded |= set(tokenizer(catalogue)["input_ids"])
+    excluded = _shared_tokens(groups) | _catalogue_tokens(tokenizer, db, other_text)
     return [sorted(group - excluded) for group in groups]
+
+
+def _shared_tokens(groups: Sequence[set[int]]) -> set[int]:
+    """Tokens in more than one of `groups`."""
+    return {token for i, group in enumerate(groups) for other in groups[i + 1 :] for token in group & other}
+
+
+def _catalogue_tokens(tokenizer: Any, db: Any, other_text: str) -> set[int]:
+    """The tokens of the product catalogue and of `other_text`: words that must never be renamed."""
+    catalogue = json.dumps([product.model_dump() for product in db.products.values()]) + other_text
+    return set(tokenizer(catalogue)["input_ids"])
 
 
 def retail_addresses(db: Any) -> list[Any]:
@@ -74,19 +83,21 @@ def retail_addresses(db: Any) -> list[Any]:
 
 def address_token_groups(
     tokenizer: Any,
-    addresses: Sequence[Any],
+    db: Any,
     other_text: str = "",
     taken: Sequence[Sequence[int]] = (),
     streets_without_number: Sequence[str] = (),
 ) -> list[list[int]]:
     """The token ids of address words, one group per kind: street names ("Maple"), street types ("Drive"),
-    city words and state codes, from `addresses` and `streets_without_number` ("Maple Avenue": the streets of
-    generated tasks). Tokens of `other_text` (the catalogue, the policy) or of the `taken` groups (the names),
-    and tokens of more than one kind, are left out.
+    city words and state codes, from the database's addresses (`retail_addresses`) and
+    `streets_without_number` ("Maple Avenue": the streets of generated tasks). Tokens of the catalogue, of
+    `other_text` (the policy, say) or of the `taken` groups (the names), and tokens of more than one kind, are
+    left out.
 
     Renamed by `EntityPermuter`, a sample's new address is another one throughout, so a street has to be copied,
     not remembered (measured on the default `tiny` build without it: every test address change wrote the
     street the general tasks use most, "Cedar" or "Oak", where the customer said "Maple" or "Elm": 0 of 12)."""
+    addresses = retail_addresses(db)
     streets: set[str] = set()
     types: set[str] = set()
     cities: set[str] = set()
@@ -101,9 +112,8 @@ def address_token_groups(
         states.add(address.state)
     vocab = tokenizer.get_vocab()
     groups = [{vocab[word] for word in words if word in vocab} for words in (streets, types, cities, states)]
-    excluded = {token for i, group in enumerate(groups) for other in groups[i + 1 :] for token in group & other}
+    excluded = _shared_tokens(groups) | _catalogue_tokens(tokenizer, db, other_text)
     excluded |= {token for group in taken for token in group}
-    excluded |= set(tokenizer(other_text)["input_ids"]) if other_text else set()
     return [sorted(group - excluded) for group in groups]
 
 

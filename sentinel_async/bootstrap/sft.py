@@ -14,6 +14,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from statistics import mean
 from typing import TYPE_CHECKING, Any
 
@@ -257,9 +258,11 @@ def draw_seed(seed: int, draw: int) -> int:
     return seed + 100_003 * draw
 
 
-class _Draw(msgspec.Struct, kw_only=True):
-    """The counters of one draw's training (`train_sft`)."""
+@dataclass
+class _Draw:
+    """The counters and slot schedule of one draw's training (`train_sft`)."""
 
+    schedule: SlotSchedule
     steps: int = 0
     tokens: int = 0
     loss_tokens: int = 0
@@ -267,11 +270,8 @@ class _Draw(msgspec.Struct, kw_only=True):
     seconds: float = 0.0
     stopped_by: str = "steps"
     redraw: bool = False
-    hard_from: int | None = None
-    learnt_at: int | None = None
-    waited_out: bool = False
-    history: list[float] = msgspec.field(default_factory=list)
-    logged: list[float] = msgspec.field(default_factory=list)
+    history: list[float] = field(default_factory=list)
+    logged: list[float] = field(default_factory=list)
 
 
 def train_sft(
@@ -368,8 +368,8 @@ def _train_draw(
     bf16 = use_bf16(config.bf16, device)
     model.train()
     start = time.monotonic()
-    run = _Draw()
-    schedule = SlotSchedule(config)
+    run = _Draw(SlotSchedule(config))
+    schedule = run.schedule
     redraw_after = None if last else config.slot_redraw_after
     order: list[int] = []
     while run.steps < config.max_steps:
@@ -416,14 +416,11 @@ def _train_draw(
             run.redraw = True
             break
     run.seconds = time.monotonic() - start
-    run.hard_from = schedule.hard_from if schedule.hard(run.steps - 1) else None
-    run.learnt_at = schedule.learnt_at
-    run.waited_out = schedule.waited_out
     return run
 
 
 def _metrics(run: _Draw, batches: int, draws: int, redrawn_steps: int, redrawn_seconds: float) -> SFTMetrics:
-    history, seconds = run.history, run.seconds
+    history, seconds, schedule = run.history, run.seconds, run.schedule
     window = max(1, min(10, len(history) // 4 or 1))
     return SFTMetrics(
         steps=run.steps,
@@ -437,9 +434,9 @@ def _metrics(run: _Draw, batches: int, draws: int, redrawn_steps: int, redrawn_s
         losses=run.logged,
         stopped_by=run.stopped_by,
         slot_steps=run.slot_steps,
-        slot_hard_from=run.hard_from,
-        slot_learnt_at=run.learnt_at,
-        slot_waited_out=run.waited_out,
+        slot_hard_from=schedule.hard_from if schedule.hard(run.steps - 1) else None,
+        slot_learnt_at=schedule.learnt_at,
+        slot_waited_out=schedule.waited_out,
         slot_draws=draws,
         redrawn_steps=redrawn_steps,
         redrawn_seconds=redrawn_seconds,

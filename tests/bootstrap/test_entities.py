@@ -112,7 +112,7 @@ def test_a_new_address_is_renamed_throughout_a_sample_and_names_keep_their_own_r
     vocab = tokenizer.get_vocab()
     names = [[vocab["Park"]]]  # a surname too: it stays with the names
     groups = address_token_groups(
-        tokenizer, addresses, other_text="black", taken=names, streets_without_number=["Hillcrest Drive"]
+        tokenizer, domain.db, other_text="black", taken=names, streets_without_number=["Hillcrest Drive"]
     )
     streets, types, cities, states = groups
     assert {vocab["Maple"], vocab["Hillcrest"]} <= set(streets)
