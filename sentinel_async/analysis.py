@@ -1,7 +1,8 @@
 """Reading evaluations back from run logs: per-task rewards, pass^k with bootstrap confidence intervals over
-tasks (paired across arms), and the failure categories of held-out episodes.
+tasks (paired across arms), and the failure categories and diagnoses of failed episodes.
 
-Used by the SENTINEL vs general-synthetic experiment (`examples/experiment.py`); everything here reads logs only.
+Used by the SENTINEL vs general-synthetic experiment (`examples/experiment.py`) and `sentinel log failures`;
+everything here reads logs only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from sentinel_async.events import EpisodeFinished, EvaluationFinished
+from sentinel_async.events import EpisodeFinished, EvaluationFinished, FailureDiagnosed
 from sentinel_async.metrics import is_success, pass_hat_k
 from sentinel_async.store import EventFilter, EventStore
 from sentinel_async.tools.base import Domain
@@ -119,6 +120,45 @@ async def failure_categories(store: EventStore, domain: Domain, episode_ids: Seq
             diagnosis = await controller.diagnose(store, finished)
             counts[str(diagnosis.category)] += 1
     return counts
+
+
+async def diagnose_failures(
+    store: EventStore,
+    domain: Domain,
+    *,
+    task_ids: Sequence[str] = (),
+    episode_ids: Sequence[str] = (),
+) -> list[FailureDiagnosed]:
+    """The diagnosis of every failed, finished episode of a log, in log order (only `task_ids` / `episode_ids`
+    when given): the one the Controller recorded where the log has it (a run), else the deterministic
+    Controller's, computed without recording anything (an evaluation)."""
+    from sentinel_async.agents.controller.service import Controller
+
+    recorded: dict[str, FailureDiagnosed] = {}
+    for record in store.read(filter=EventFilter.of(types=[FailureDiagnosed])):
+        if isinstance(record.payload, FailureDiagnosed):
+            recorded.setdefault(record.payload.episode_id, record.payload)
+    controller = Controller(domain)
+    found: list[FailureDiagnosed] = []
+    for record in store.read(filter=EventFilter.of(types=[EpisodeFinished])):
+        finished = record.payload
+        if not isinstance(finished, EpisodeFinished) or is_success(finished.reward):
+            continue
+        if (task_ids and finished.task_id not in task_ids) or (episode_ids and finished.episode_id not in episode_ids):
+            continue
+        diagnosis = recorded.get(finished.episode_id)
+        if diagnosis is None:
+            computed = await controller.diagnose(store, finished)
+            diagnosis = FailureDiagnosed(
+                episode_id=finished.episode_id,
+                task_id=finished.task_id,
+                category=str(computed.category),
+                summary=computed.summary,
+                evidence=computed.evidence,
+                analyser=computed.analyser,
+            )
+        found.append(diagnosis)
+    return found
 
 
 def shares(counts: Mapping[str, int]) -> dict[str, float]:

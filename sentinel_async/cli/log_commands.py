@@ -1,4 +1,4 @@
-"""`sentinel log summary|show|follow|export`: inspect an event log (opened read-only)."""
+"""`sentinel log summary|show|follow|export|tau2|failures`: inspect an event log (opened read-only)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import anyio
 
 from sentinel_async.bus import subscribe
 from sentinel_async.errors import SentinelError
-from sentinel_async.events import encode_record
+from sentinel_async.events import FailureDiagnosed, encode_record
 from sentinel_async.render import format_timestamp, render
 from sentinel_async.store import EventFilter, SQLiteEventStore
 
@@ -48,6 +48,17 @@ def register(commands: Any) -> None:
     tau2.add_argument("--domain", default="retail", help="the episodes' domain (default: retail)")
     tau2.add_argument("-o", "--output", required=True, help="output folder")
     tau2.set_defaults(handler=cmd_tau2)
+
+    failures = actions.add_parser(
+        "failures",
+        help="every failed episode with its first deviation: category, turn, what was expected and what happened",
+    )
+    _add_path(failures)
+    failures.add_argument("--task", action="append", default=[], help="only this task id (repeatable)")
+    failures.add_argument("--episode", action="append", default=[], help="only this episode id (repeatable)")
+    failures.add_argument("--domain", default="retail", help="the episodes' domain (default: retail)")
+    failures.add_argument("--json", action="store_true", help="print each diagnosis as a JSON line")
+    failures.set_defaults(handler=cmd_failures)
 
 
 def _add_path(parser: argparse.ArgumentParser) -> None:
@@ -171,3 +182,46 @@ def cmd_tau2(args: argparse.Namespace) -> int:
             (out / f"{episode_id}.json").write_text(text)
     print(f"wrote {len(wanted)} tau2 SimulationRun files to {out}", file=sys.stderr)
     return 0
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    import msgspec
+
+    from sentinel_async.analysis import diagnose_failures
+    from sentinel_async.tools.registry import get_domain
+
+    domain = get_domain(args.domain)
+
+    async def diagnose() -> list[FailureDiagnosed]:
+        with open_log(args.path) as store:
+            return await diagnose_failures(store, domain, task_ids=args.task, episode_ids=args.episode)
+
+    diagnoses = anyio.run(diagnose)
+    if args.json:
+        for diagnosis in diagnoses:
+            sys.stdout.write(msgspec.json.encode(diagnosis).decode() + "\n")
+        return 0
+    for diagnosis in diagnoses:
+        print(format_diagnosis(diagnosis))
+    counts = Counter(d.category for d in diagnoses)
+    print(
+        f"{len(diagnoses)} failed episodes"
+        + (": " + ", ".join(f"{k}={v}" for k, v in counts.most_common()) if counts else "")
+    )
+    return 0
+
+
+def format_diagnosis(diagnosis: FailureDiagnosed) -> str:
+    """A diagnosis in a few lines: task, episode, category and the deciding evidence."""
+    lines = [f"task {diagnosis.task_id}  {diagnosis.episode_id}  {diagnosis.category}", f"  {diagnosis.summary}"]
+    if diagnosis.evidence:
+        first = diagnosis.evidence[0]
+        if first.turn is not None:
+            lines[0] += f"  (turn {first.turn})"
+        if first.expected is not None:
+            lines.append(f"  expected: {first.expected}")
+        if first.actual is not None:
+            lines.append(f"  actual:   {first.actual}")
+    return "\n".join(lines)

@@ -246,9 +246,12 @@ def test_unparsable_output_is_a_protocol_error(domain: RetailDomain, tasks: dict
     task = tasks["5"]
     i = write_index(task, domain)
     steps = gold_steps(task, domain, replace={i: [("say", CONFIRM), ("user", YES), ("call", INVALID_TOOL_CALL, {})]})
-    diagnosis = diagnose(domain, task, play(domain, task, steps, termination="agent_stop"))
+    played = play(domain, task, steps, termination="agent_stop")
+    diagnosis = diagnose(domain, task, played)
     assert diagnosis.category == C.PROTOCOL_ERROR
     assert subkey_of(diagnosis.evidence) == "unparsable"
+    answer = next(m.content for m in played.messages if m.role == "tool" and m.name == INVALID_TOOL_CALL)
+    assert diagnosis.evidence[0].actual == f"unparsable: {answer}"  # what the parser said was wrong
 
 
 # --- the end of the episode and the information ----------------------------------------------------------------

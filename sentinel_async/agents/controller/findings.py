@@ -72,6 +72,8 @@ def protocol(record: CallRecord) -> Finding:
     """A malformed call that was never recovered."""
     summary = f"malformed call at turn {record.turn} never recovered: {record.problem_detail}"
     actual = f"{record.problem}: {render(record.call)}"
+    if record.problem == "unparsable" and record.result:  # the parser's message says what was wrong
+        actual = f"{record.problem}: {record.result}"
     return finding(C.PROTOCOL_ERROR, record.turn, "protocol", summary, "a well-formed call of an offered tool", actual)
 
 
