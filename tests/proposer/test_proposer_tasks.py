@@ -246,3 +246,20 @@ def test_every_controller_category_has_recipes() -> None:
     categories = pytest.importorskip("sentinel_async.agents.controller.categories")
     unmapped = {c.value for c in categories.FailureCategory if family(c.value) is None}
     assert unmapped <= {"system_error", "unknown"}
+
+
+def test_authentication_failures_get_customers_who_give_name_and_zip(
+    domain: RetailDomain, engine: ProposalEngine
+) -> None:
+    """The authentication small policies fail is by name and zip (the name miscopied): it is what gets stressed."""
+    rng = random.Random(0)
+    recipes = [recipe_for("missing_authentication", rng) for _ in range(100)]
+    by_name = [r for r in recipes if r.targeting.auth == "name_zip"]
+    assert 0.3 < len(by_name) / len(recipes) < 0.7
+    draft = generate(domain, engine.pool, by_name[0], random.Random(3))
+    assert draft is not None
+    assert draft.script.identity.method == "name_zip"
+    task = write_task(draft, "2" * 64, purpose="test")
+    instructions = task.user_scenario.instructions
+    assert isinstance(instructions, UserInstructions)
+    assert instructions.unknown_info == "You do not remember your email address."

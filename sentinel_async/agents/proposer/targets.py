@@ -29,8 +29,11 @@ TARGETED: dict[str, tuple[Recipe, ...]] = {
         Recipe(label="multi-item-return", kinds=("return",), targeting=T(items=2)),
         Recipe(label="multi-item-similar-exchange", kinds=("exchange",), targeting=T(items=2, similar=True)),
     ),
+    # Customers who authenticate by name and zip (where small policies fail: the name is miscopied, the lookup
+    # finds no one) or who offer their user id (which must not replace authentication).
     "missing_authentication": tuple(
-        Recipe(label=f"user-id-given-{kind}", kinds=(kind,), targeting=T(give_user_id=True))
+        Recipe(label=f"{label}-{kind}", kinds=(kind,), targeting=targeting)
+        for label, targeting in (("name-zip", T(auth="name_zip")), ("user-id-given", T(give_user_id=True)))
         for kind in ("cancel", "return", "modify_address", "modify_user_address", "info")
     ),
     "write_without_confirmation": (
