@@ -219,6 +219,22 @@ def test_missing_authentication(domain: RetailDomain, tasks: dict[str, TaskSpec]
     assert any((e.actual or "").startswith("get_order_details(") for e in diagnosis.evidence)
 
 
+def test_missing_authentication_shows_the_lookup_that_failed(domain: RetailDomain, tasks: dict[str, TaskSpec]) -> None:
+    """A small policy's usual way to fail authentication: the name miscopied, so the lookup finds no one."""
+    task = tasks["5"]
+    miscopied = {"first_name": "Lei", "last_name": "Kim", "zip": "28236"}
+    steps: list[Step] = [
+        ("user", "I want to return a lamp. I am Mei Kovacs, zip code 28236."),
+        ("call", "find_user_id_by_name_zip", miscopied),
+        ("say", "I cannot find you, sorry. ###STOP###"),
+    ]
+    diagnosis = diagnose(domain, task, play(domain, task, steps, termination="agent_stop"))
+    assert diagnosis.category == C.MISSING_AUTHENTICATION
+    actual = diagnosis.evidence[0].actual or ""
+    assert actual.startswith('one failed lookup: find_user_id_by_name_zip(first_name="Lei", last_name="Kim"')
+    assert actual.endswith("-> Error: User not found")
+
+
 def test_missing_lookup(domain: RetailDomain, tasks: dict[str, TaskSpec]) -> None:
     task = tasks["5"]
     auth = task.gold_actions[0]

@@ -191,6 +191,7 @@ class DeterministicAnalyser:
             unconfirmed=[unconfirmed(c) for c in ok_writes if not c.confirmed],
             unauthenticated=unauthenticated,
             never_authenticated=auth_user is None and any(r.name in self.rules.auth_tools for r in gold.reads),
+            failed_authentications=[c for c in calls if c.call.name in self.rules.auth_tools and not c.ok],
             transfers=[c for c in calls if c.ok and c.call.name in self.rules.transfer_tools],
             gold_transfers=gold.transfers,
             skipped_reads=[r for r in gold.reads if (r.name, _canon(r.arguments)) not in done_reads],

@@ -46,6 +46,8 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
     unconfirmed: list[Finding]
     unauthenticated: list[Finding]
     never_authenticated: bool
+    failed_authentications: list[CallRecord]
+    """Authentication lookups that failed (when the user was never authenticated)."""
     transfers: list[CallRecord]
     gold_transfers: bool
     skipped_reads: list[ToolCall]
@@ -159,7 +161,13 @@ def _explanations(facts: Facts, end: int) -> list[Finding]:
     if facts.never_authenticated:
         summary = "the user was never authenticated, so the task's writes never happened"
         expected = "find_user_id_by_email or find_user_id_by_name_zip before any user data"
-        found.append(finding(C.MISSING_AUTHENTICATION, end, "auth", summary, expected, "no authentication"))
+        attempts = facts.failed_authentications
+        actual = "no authentication attempt"
+        if attempts:
+            last = attempts[-1]
+            tried = f"{len(attempts)} failed lookups, the last" if len(attempts) > 1 else "one failed lookup"
+            actual = f"{tried}: {render(last.call)} -> {(last.result or 'no answer')[:120]}"
+        found.append(finding(C.MISSING_AUTHENTICATION, end, "auth", summary, expected, actual))
     end_finding = ending(facts.finished, end, first)
     return [*found, end_finding] if end_finding is not None else found
 
