@@ -110,16 +110,10 @@ def _bootstrap(values: Sequence[float], *, samples: int, confidence: float, seed
 
 
 async def failure_categories(store: EventStore, domain: Domain, episode_ids: Sequence[str]) -> Counter[str]:
-    """The deterministic Controller's category of every failed episode among `episode_ids` (nothing recorded)."""
-    from sentinel_async.agents.controller.service import Controller
-
-    controller = Controller(domain)
-    counts: Counter[str] = Counter()
-    for finished in finished_episodes(store, episode_ids):
-        if not is_success(finished.reward):
-            diagnosis = await controller.diagnose(store, finished)
-            counts[str(diagnosis.category)] += 1
-    return counts
+    """The category of every failed episode among `episode_ids` (their `diagnose_failures`)."""
+    if not episode_ids:
+        return Counter()
+    return Counter(d.category for d in await diagnose_failures(store, domain, episode_ids=episode_ids))
 
 
 async def diagnose_failures(
@@ -134,6 +128,7 @@ async def diagnose_failures(
     Controller's, computed without recording anything (an evaluation)."""
     from sentinel_async.agents.controller.service import Controller
 
+    wanted_tasks, wanted_episodes = set(task_ids), set(episode_ids)
     recorded: dict[str, FailureDiagnosed] = {}
     for record in store.read(filter=EventFilter.of(types=[FailureDiagnosed])):
         if isinstance(record.payload, FailureDiagnosed):
@@ -144,19 +139,14 @@ async def diagnose_failures(
         finished = record.payload
         if not isinstance(finished, EpisodeFinished) or is_success(finished.reward):
             continue
-        if (task_ids and finished.task_id not in task_ids) or (episode_ids and finished.episode_id not in episode_ids):
+        if (wanted_tasks and finished.task_id not in wanted_tasks) or (
+            wanted_episodes and finished.episode_id not in wanted_episodes
+        ):
             continue
         diagnosis = recorded.get(finished.episode_id)
         if diagnosis is None:
             computed = await controller.diagnose(store, finished)
-            diagnosis = FailureDiagnosed(
-                episode_id=finished.episode_id,
-                task_id=finished.task_id,
-                category=str(computed.category),
-                summary=computed.summary,
-                evidence=computed.evidence,
-                analyser=computed.analyser,
-            )
+            diagnosis = computed.to_event(finished.task_id, finished.episode_id)
         found.append(diagnosis)
     return found
 

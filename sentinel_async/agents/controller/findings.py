@@ -47,7 +47,7 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
     unauthenticated: list[Finding]
     never_authenticated: bool
     failed_authentications: list[CallRecord]
-    """Authentication lookups that failed (when the user was never authenticated)."""
+    """Authentication lookups that failed (named in the evidence when the user was never authenticated)."""
     transfers: list[CallRecord]
     gold_transfers: bool
     skipped_reads: list[ToolCall]
