@@ -123,17 +123,21 @@ class SlotCopy:
         floor = sum(lengths) / len(lengths)  # short values (a name: one token) are still drilled half as often
         self.length_weights = [length + floor for length in lengths]
 
-    def exercise(self, rng: random.Random, *, hard: bool = False) -> Sample:
+    def exercise(self, rng: random.Random, *, hard: bool = False, kind: str | None = None) -> Sample:
         """One exercise: 1..`max_slots` values (`hard_slots` in a hard one) said in sentences, then one call with
         them; the mask covers the values in the call. A `hard` one picks kinds by their length in tokens plus
         the mean length (long ids more often, one-token names still about half as often), says up to
         `hard_distractors` other values first with up to three times the filler between them, and makes
-        `near_distractors` of them share a prefix with it. A `recall_share` of hard exercises are `recall` ones."""
-        if hard and self.recall_share > 0 and rng.random() < self.recall_share:
+        `near_distractors` of them share a prefix with it. A `recall_share` of hard exercises are `recall` ones.
+        With `kind`, the call names one value of that kind (what `CopyCheck` measures)."""
+        if kind is not None and kind not in self.values:
+            raise ValueError(f"no slot-copy values of kind {kind!r}; kinds: {', '.join(self.kinds)}")
+        if kind is None and hard and self.recall_share > 0 and rng.random() < self.recall_share:
             return self.recall(rng)
-        count = rng.randint(1, min(self.hard_slots if hard else self.max_slots, self.distinct_keys))
+        most = 1 if kind is not None else min(self.hard_slots if hard else self.max_slots, self.distinct_keys)
+        count = rng.randint(1, most)
         weights = self.length_weights if hard else None
-        kinds: list[str] = []
+        kinds: list[str] = [] if kind is None else [kind]
         while len(kinds) < count:
             kind = rng.choices(self.kinds, weights)[0]
             if self.keys[kind] not in {self.keys[k] for k in kinds}:
@@ -193,9 +197,12 @@ class SlotCopy:
             mask += [int(trained)] * len(part)
         return Sample(ids, mask)
 
-    def batch(self, rng: random.Random, size: int, *, hard: bool = False) -> list[Sample]:
-        """`size` exercises."""
-        return [self.exercise(rng, hard=hard) for _ in range(size)]
+    def batch(self, rng: random.Random, size: int, *, hard: bool = False, focus: Sequence[str] = ()) -> list[Sample]:
+        """`size` exercises; with `focus`, half of them name one of those kinds (a kind the model fails)."""
+        return [
+            self.exercise(rng, hard=hard, kind=rng.choice(focus) if focus and rng.random() < 0.5 else None)
+            for _ in range(size)
+        ]
 
     def _distractor(self, rng: random.Random, kind: str, value: str, hard: bool) -> str:
         """Another value of `kind`; in a hard exercise, with probability `near_distractors`, a made-up one that

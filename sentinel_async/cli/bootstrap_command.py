@@ -66,6 +66,10 @@ def format_manifest(manifest: Any, path: Path) -> str:
         copying += [f"  copying learnt at step {sft.slot_learnt_at} (easy slot-copy loss under the threshold)"]
     elif sft.slot_waited_out:
         copying += [f"  WARNING: {NOT_LEARNT}"]
+    if sft.copy_rates:
+        rates = ", ".join(f"{kind} {rate:.2f}" for kind, rate in sft.copy_rates.items())
+        drilled = f"; {sft.remedial_steps} steps drilled a kind that failed a check" if sft.remedial_steps else ""
+        copying += [f"  copy check after training: {rates} of exercises copied exactly{drilled}"]
     return "\n".join(
         [
             f"bootstrap: {path}",

@@ -352,6 +352,85 @@ def test_sft_with_slot_steps_trains_on_them_first(built: Bootstrap) -> None:
         train_sft(model, samples, config, progress=False)
 
 
+class _Constant:
+    """A stand-in model whose greedy choice is `token` at every position."""
+
+    def __init__(self, token: int, vocab: int) -> None:
+        import torch
+
+        self.training = True
+        self.row = torch.full((vocab,), -1.0)
+        self.row[token] = 1.0
+
+    def __call__(self, input_ids: Any) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=self.row.expand(*input_ids.shape, -1))
+
+    def eval(self) -> None:
+        self.training = False
+
+    def train(self, mode: bool = True) -> None:
+        self.training = mode
+
+    def parameters(self) -> list[Any]:
+        return []
+
+
+def test_the_copy_check_scores_each_kind_on_its_own(built: Bootstrap) -> None:
+    from sentinel_async.bootstrap.copy_check import CopyCheck
+    from sentinel_async.bootstrap.slots import SlotCopy
+
+    tokenizer = built.tokenizer
+    seven = tokenizer.encode("7", add_special_tokens=False)
+    assert len(seven) == 1
+    slots = SlotCopy(tokenizer, {"zip": ["7"], "order_id": ["#W1000001"]}, [list(range(3, 60))])
+    writes_seven = _Constant(seven[0], len(tokenizer))
+    check = CopyCheck(slots, ["zip", "order_id"], size=8)
+    assert check.rates(writes_seven) == {"zip": 1.0, "order_id": 0.0}
+    assert writes_seven.training, "left in the mode it was in"
+    assert not check.passes(writes_seven, 0.5)
+    assert CopyCheck(slots, ["zip"], size=8).passes(writes_seven, 0.5)
+    with pytest.raises(ValueError, match="first_name"):
+        CopyCheck(slots, ["first_name"])
+
+
+def test_a_kind_that_fails_the_copy_check_is_drilled_until_it_passes(built: Bootstrap) -> None:
+    from sentinel_async.bootstrap.slots import SlotCopy
+
+    tokenizer = built.tokenizer
+    samples = [Sample(list(range(3, 203)), [0] * 100 + [1] * 100)] * 4
+    slots = SlotCopy(tokenizer, {"zip": ["28236"], "order_id": ["#W1000001", "#W2000002"]}, [list(range(3, 60))])
+    config = SFTConfig(max_steps=10, batch_tokens=1024, warmup_steps=1, slot_steps=2, slot_batch=2)
+    watched = msgspec.structs.replace(
+        config, slot_check_kinds=("order_id",), slot_check_size=4, slot_watch_every=2, slot_remedial_fraction=1.0
+    )
+
+    def train(sft: SFTConfig) -> Any:
+        model = build_model(TOY.model, len(tokenizer), eos_token_id=tokenizer.eos_token_id)
+        return train_sft(model, samples, sft, progress=False, slots=slots)
+
+    plain, drilled = train(config), train(watched)
+    assert (plain.slot_steps, plain.copy_checks, plain.copy_rates) == (2, [], {})
+    assert [c.step for c in drilled.copy_checks] == [2, 4, 6, 8], "checked every 2 steps after the slot phase"
+    assert all(c.rates["order_id"] < 0.5 for c in drilled.copy_checks), "a toy model copies nothing"
+    assert (drilled.slot_steps, drilled.remedial_steps) == (10, 8), "every step drills the failing kind"
+    assert set(drilled.copy_rates) == {"order_id"}
+
+
+def test_focused_exercises_name_the_failing_kind(built: Bootstrap) -> None:
+    import random
+
+    from sentinel_async.bootstrap.slots import SlotCopy
+
+    values = {"zip": ["28236"], "order_id": ["#W1000001"], "first_name": ["Mei"]}
+    slots = SlotCopy(built.tokenizer, values, [list(range(3, 60))])
+    batch = slots.batch(random.Random(0), 400, focus=["zip"])
+    calls = [built.tokenizer.decode(s.ids).rsplit("<tool_call>", 1)[-1] for s in batch]
+    share = sum('"zip"' in call for call in calls) / len(calls)
+    assert 0.55 < share < 0.8, f"half of them, and a third of the rest: {share}"
+
+
 def _never_learnt(learnt_below: float = 1e-9) -> SFTConfig:
     """Slot-only steps whose wait for copying (20 easy steps under `learnt_below`) is given 22 steps per draw."""
     return SFTConfig(
@@ -529,6 +608,10 @@ def test_named_sizes_and_the_cli_summary(built: Bootstrap) -> None:
     assert "drawn" not in format_manifest(learnt, built.path)
     redrawn = msgspec.structs.replace(learnt.sft, slot_draws=3, redrawn_steps=2000, redrawn_seconds=480.0)
     text = format_manifest(msgspec.structs.replace(learnt, sft=redrawn), built.path)
+    checked = msgspec.structs.replace(learnt.sft, copy_rates={"first_name": 0.97, "last_name": 0.5}, remedial_steps=300)
+    checked_text = format_manifest(msgspec.structs.replace(learnt, sft=checked), built.path)
+    assert "copy check after training: first_name 0.97, last_name 0.50" in checked_text
+    assert "300 steps drilled a kind that failed a check" in checked_text
     assert "model 3 drawn: the 2 before it did not learn to copy in time (2000 steps, 480 s discarded)" in text
 
 

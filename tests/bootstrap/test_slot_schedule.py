@@ -37,3 +37,20 @@ def test_a_curriculum_that_never_learns_waits_at_most_slot_steps() -> None:
     schedule = SlotSchedule(config)
     assert _run(schedule, [2.0] * 400) == (200, 240)
     assert schedule.learnt_at is None, "waited out, not learnt: the build reports it"
+
+
+def test_with_a_copy_check_copying_is_learnt_only_once_the_check_passes_and_it_is_asked_every_few_steps() -> None:
+    config = SFTConfig(slot_steps=200, slot_hard_from=80, slot_learnt_below=0.3, slot_check_every=10)
+    schedule = SlotSchedule(config)
+    asked: list[int] = []
+
+    def copies() -> bool:  # names copied from the fourth check on
+        asked.append(len(asked))
+        return len(asked) >= 4
+
+    for step in range(300):
+        if schedule.slot_only(step) and not schedule.hard(step):
+            schedule.record_easy(step, 0.1, copies)
+    assert len(asked) == 4, "asked once the loss is low, then every 10 easy steps, never after it passed"
+    assert schedule.learnt_at == 19 + 30 + 1, "the loss was low from step 19; the check passed 30 steps later"
+    assert schedule.hard_from == 80, "hard exercises still wait for slot_hard_from"
