@@ -90,11 +90,12 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     slot_check_every: int = 25
     """Easy steps between copy checks while the loss is under the threshold (`slot_check_kinds`)."""
     slot_watch_every: int | None = None
-    """With `slot_check_kinds`: after the slot-only phase, run the copy check every this many steps and drill
-    the kinds that fail it until one passes: slot-copy steps come at `slot_remedial_fraction` instead of
-    `slot_fraction`, and half their exercises name a failing kind. Names are copied before ids in the slot
-    phase, then can be lost among the demonstrations (measured on the default `tiny` build b16492b1e60c6fe6:
-    first names 0.72 of the checks at step 600 of its draw's slot phase, 5 of 60 after training)."""
+    """With `slot_check_kinds`: from the first hard exercise on, run the copy check every this many steps and
+    drill the kinds that fail it until one passes: half the slot-copy exercises name a failing kind, and after
+    the slot-only phase slot-copy steps come at `slot_remedial_fraction` instead of `slot_fraction`. Names are
+    copied before ids in the easy exercises, then lost (measured with the seed of the `tiny` build
+    b16492b1e60c6fe6: first names in 0.72 of the checks at step 600, 5 of 60 exercises after training; a build
+    that watched only after the slot-only phase found first and last names at 0.0 at its first check)."""
     slot_remedial_fraction: float = 0.3
     """The share of slot-copy steps while a checked kind fails its check (`slot_watch_every`)."""
     slot_batch: int = 32
@@ -440,7 +441,8 @@ def _train_draw(
             run.stopped_by = "time"
             break
         slot_only = schedule.slot_only(step)
-        if check is not None and watch_every and not slot_only and step % watch_every == 0:
+        watching = not slot_only or schedule.hard(step)
+        if check is not None and watch_every and watching and step % watch_every == 0:
             rates = check.rates(model, pad_id)
             run.checks.append(CopyCheckRecord(step, rates))
             run.failing = [kind for kind, rate in rates.items() if rate < config.slot_check_min]
