@@ -89,8 +89,6 @@ NAMED: dict[str, BootstrapConfig] = {
             slot_learnt_below=0.3,
             slot_redraws=3,
             slot_redraw_after=1_000,
-            slot_check_kinds=("first_name", "last_name"),
-            slot_watch_every=100,
         ),
     ),
     "small": BootstrapConfig(
