@@ -204,6 +204,7 @@ class TrainingRun:
                 proposer_config = ProposerConfig(
                     mode=self.config.proposer.mode,
                     candidates_per_pattern=self.config.proposer.candidates_per_pattern,
+                    difficulty=self.config.proposer.difficulty,
                     seed=self.config.seed,
                 )
                 if not isinstance(self.domain, RetailDomain):

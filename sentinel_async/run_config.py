@@ -49,6 +49,9 @@ class ProposerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     mode: Literal["targeted", "general", "off"] = "targeted"
     candidates_per_pattern: int = 4
+    difficulty: Literal["stress", "plain"] = "stress"
+    """Targeted tasks as the recipes write them (`stress`) or their first request alone, without stressors
+    (`plain`: for a policy that fails the plain tasks already)."""
 
 
 class EvalSettings(msgspec.Struct, frozen=True, kw_only=True):

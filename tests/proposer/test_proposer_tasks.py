@@ -16,6 +16,7 @@ import pytest
 from sentinel_async.agents.episode import EpisodeRunner
 from sentinel_async.agents.proposer import (
     DRAFT_KINDS,
+    TARGETED,
     Candidate,
     ProposalEngine,
     ProposerConfig,
@@ -32,6 +33,7 @@ from sentinel_async.agents.proposer.scenario import write_task
 from sentinel_async.agents.proposer.signature import replay_changes
 from sentinel_async.agents.proposer.verify import gold_trajectory
 from sentinel_async.agents.scripted import ScriptedExpert, ScriptedUser, UserScript
+from sentinel_async.events import FailurePattern
 from sentinel_async.tools.base import GoldAction, UserInstructions
 from sentinel_async.tools.retail import RetailDomain, task_from_tau2
 from sentinel_async.tools.retail.evaluation import Evaluator, score_with_tau2
@@ -263,3 +265,25 @@ def test_authentication_failures_get_customers_who_give_name_and_zip(
     instructions = task.user_scenario.instructions
     assert isinstance(instructions, UserInstructions)
     assert instructions.unknown_info == "You do not remember your email address."
+
+
+def test_plain_difficulty_keeps_the_first_request_and_the_authentication_and_drops_the_stressors(
+    domain: RetailDomain,
+) -> None:
+    """For a policy that fails plain tasks already, targeted tasks without the recipes' stressors."""
+    rng = random.Random(0)
+    for category in sorted(TARGETED):
+        for _ in range(10):
+            recipe = recipe_for(category, rng, "plain")
+            assert len(recipe.kinds) == 1
+            assert recipe.label.endswith("-plain")
+            targeting = recipe.targeting
+            assert (targeting.similar, targeting.unknown_order, targeting.items) == (False, False, 0)
+            assert (targeting.conditional_confirmation, targeting.gift_card) == (False, False)
+    auth = [recipe_for("missing_authentication", rng, "plain") for _ in range(50)]
+    assert {r.targeting.auth for r in auth} == {"name_zip", "any"}, "the way the customer authenticates stays"
+    engine = ProposalEngine(domain, ProposerConfig(difficulty="plain"))
+    wrong_item = FailurePattern(pattern_id="pat-1", category="wrong_item", description="wrong item", count=3)
+    made = accepted(engine.propose(wrong_item, 4, random.Random(1)))
+    assert made, "plain targeted tasks are generated and verified"
+    assert all(c.recipe.endswith("-plain") and len(c.kinds) == 1 for c in made)

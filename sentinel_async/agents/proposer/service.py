@@ -21,7 +21,7 @@ from sentinel_async.agents.proposer.generators import Recipe, generate
 from sentinel_async.agents.proposer.sampling import RecordPool
 from sentinel_async.agents.proposer.scenario import task_id_for, write_task
 from sentinel_async.agents.proposer.signature import benchmark_signatures, replay_changes, signature_parts
-from sentinel_async.agents.proposer.targets import family, recipe_for
+from sentinel_async.agents.proposer.targets import Difficulty, family, recipe_for
 from sentinel_async.agents.proposer.verify import Verification, verify
 from sentinel_async.bus import subscribe
 from sentinel_async.events import (
@@ -49,6 +49,8 @@ class ProposerConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     mode: Mode = "targeted"
     candidates_per_pattern: int = 4
+    difficulty: Difficulty = "stress"
+    """How hard targeted tasks are (`targets.Difficulty`)."""
     seed: int = 0
     consumer: str = "proposer"
     stream: str = "proposals-retail"
@@ -111,7 +113,7 @@ class ProposalEngine:
         self, category: str | None, pattern: FailurePattern | None, rng: random.Random, batch: set[str]
     ) -> Candidate:
         started = time.perf_counter()
-        recipe = recipe_for(category, rng)
+        recipe = recipe_for(category, rng, self.config.difficulty)
         candidate_id = f"cand-{rng.getrandbits(48):012x}"
         base = Candidate(candidate_id=candidate_id, recipe=recipe.label, kinds=recipe.kinds, category=category)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Literal
 
 from sentinel_async.agents.proposer.generators import DRAFT_KINDS, DraftKind, Recipe, Targeting
 
@@ -175,9 +176,23 @@ def general_recipe(rng: random.Random) -> Recipe:
     return Recipe(label="general-" + "+".join(kinds), kinds=kinds)
 
 
-def recipe_for(category: str | None, rng: random.Random) -> Recipe:
-    """A recipe for one candidate: a targeted one for a known category, else a general one."""
+Difficulty = Literal["stress", "plain"]
+"""How hard a targeted recipe is: `stress` as `TARGETED` writes it (similar variants, unknown order ids,
+conditional confirmations, two or three requests); `plain` keeps its first request and how the customer
+authenticates, and drops the rest (`plain`)."""
+
+
+def plain(recipe: Recipe) -> Recipe:
+    """`recipe` without its stressors: its first request alone, the customer's way of authenticating kept."""
+    targeting = Targeting(auth=recipe.targeting.auth, give_user_id=recipe.targeting.give_user_id)
+    return Recipe(label=f"{recipe.label}-plain", kinds=recipe.kinds[:1], targeting=targeting)
+
+
+def recipe_for(category: str | None, rng: random.Random, difficulty: Difficulty = "stress") -> Recipe:
+    """A recipe for one candidate: a targeted one for a known category (`plain` ones at that `difficulty`),
+    else a general one."""
     fam = family(category) if category else None
     if fam is None:
         return general_recipe(rng)
-    return rng.choice(TARGETED[fam])
+    recipe = rng.choice(TARGETED[fam])
+    return plain(recipe) if difficulty == "plain" else recipe
