@@ -24,6 +24,7 @@ import msgspec
 from sentinel_async.bootstrap.demos import Sample
 
 if TYPE_CHECKING:
+    from sentinel_async.bootstrap.copy_check import CopyCheck
     from sentinel_async.bootstrap.slots import SlotCopy
 
 
@@ -360,6 +361,11 @@ def train_sft(
         disable=not progress,
         leave=False,
     )
+    check = None
+    if config.slot_check_kinds and slots is not None:
+        from sentinel_async.bootstrap.copy_check import CopyCheck
+
+        check = CopyCheck(slots, config.slot_check_kinds, size=config.slot_check_size, seed=config.seed)
     redrawn_steps, redrawn_seconds = 0, 0.0
     try:
         for draw in range(config.slot_redraws + 1):
@@ -369,7 +375,9 @@ def train_sft(
                 bar.reset()
                 bar.set_description(f"bootstrap sft, draw {draw + 1} (<= {config.max_minutes:g} min)")
             last = draw == config.slot_redraws
-            run = _train_draw(model, samples, batches, config, draw, last, pad_id, log_every, entity_groups, slots, bar)
+            run = _train_draw(
+                model, samples, batches, config, draw, last, pad_id, log_every, entity_groups, slots, check, bar
+            )
             if not run.redraw:
                 break
             redrawn_steps += run.steps
@@ -382,10 +390,7 @@ def train_sft(
         bar.close()
         model.eval()
     metrics = _metrics(run, len(batches), draw + 1, redrawn_steps, redrawn_seconds)
-    if config.slot_check_kinds and slots is not None:
-        from sentinel_async.bootstrap.copy_check import CopyCheck
-
-        check = CopyCheck(slots, config.slot_check_kinds, size=config.slot_check_size, seed=config.seed)
+    if check is not None:
         metrics = msgspec.structs.replace(metrics, copy_rates=check.rates(model, pad_id))
     return metrics
 
@@ -401,23 +406,19 @@ def _train_draw(
     log_every: int,
     entity_groups: Sequence[Sequence[int]],
     slots: SlotCopy | None,
+    check: CopyCheck | None,
     bar: Any,
 ) -> _Draw:
     """Train one draw from step 0 with a fresh optimizer and time budget; stops early (`redraw` set) when it has
     not learnt to copy by `slot_redraw_after` and is not the `last` draw."""
     import torch
 
-    from sentinel_async.bootstrap.copy_check import CopyCheck
     from sentinel_async.bootstrap.entities import EntityPermuter
     from sentinel_async.devices import autocast, model_device, use_bf16
 
     seed = draw_seed(config.seed, draw)
     permute = EntityPermuter(entity_groups) if config.permute_entities and entity_groups else None
-    copies = check = None
-    if config.slot_check_kinds and slots is not None:
-        check = CopyCheck(slots, config.slot_check_kinds, size=config.slot_check_size, seed=config.seed)
-        copies = partial(check.passes, model, config.slot_check_min, pad_id)
-    watch_every = config.slot_watch_every if check is not None else None
+    copies = None if check is None else partial(check.passes, model, config.slot_check_min, pad_id)
     torch.manual_seed(seed)
     rng = random.Random(seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -445,7 +446,7 @@ def _train_draw(
             break
         slot_only = schedule.slot_only(step)
         watching = not slot_only or schedule.hard(step)
-        if check is not None and watch_every and watching and step % watch_every == 0:
+        if check is not None and config.slot_watch_every and watching and step % config.slot_watch_every == 0:
             rates = check.rates(model, pad_id)
             run.checks.append(CopyCheckRecord(step, rates))
             run.failing = [kind for kind, rate in rates.items() if rate < config.slot_check_min]

@@ -139,9 +139,9 @@ class SlotCopy:
         weights = self.length_weights if hard else None
         kinds: list[str] = [] if kind is None else [kind]
         while len(kinds) < count:
-            kind = rng.choices(self.kinds, weights)[0]
-            if self.keys[kind] not in {self.keys[k] for k in kinds}:
-                kinds.append(kind)
+            picked = rng.choices(self.kinds, weights)[0]
+            if self.keys[picked] not in {self.keys[k] for k in kinds}:
+                kinds.append(picked)
         chosen = {kind: rng.choice(self.values[kind]) for kind in kinds}
         filler = self.max_filler * (3 if hard else 1)
         ids = self._filler(rng, 1, filler)
