@@ -25,8 +25,9 @@ import msgspec
 from sentinel_async.messages import TokenTrace, ToolCall
 
 TaskSource = Literal["benchmark", "proposed", "general"]
-Purpose = Literal["train", "eval"]
-"""Why an episode ran: training rollouts feed the Controller and the Solver; evaluation episodes do not."""
+Purpose = Literal["train", "eval", "guide"]
+"""Why an episode ran: training rollouts feed the Controller, the pool and the Solver; evaluation episodes none of
+them; guide episodes (an expert's turns as the policy's tokens, `sentinel_async.agents.guidance`) the Solver only."""
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 

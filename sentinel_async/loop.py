@@ -24,10 +24,12 @@ from tqdm import tqdm
 from sentinel_async.agents.controller.service import Controller, ControllerConfig
 from sentinel_async.agents.episode import EpisodeOutcome
 from sentinel_async.agents.evaluation import EvalConfig, evaluate, register_tasks
+from sentinel_async.agents.guidance import GuidedPolicy
 from sentinel_async.agents.recording import episode_stream
 from sentinel_async.agents.rollout import plan_trials
 from sentinel_async.agents.rollout_worker import RolloutWorker
 from sentinel_async.agents.scripted import ScriptCache, ScriptedUser
+from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
 from sentinel_async.agents.solver.service import Solver, SolverConfig
 from sentinel_async.agents.solver.trainer import GRPOTrainer
 from sentinel_async.agents.solver.weights import InProcessSync
@@ -108,13 +110,21 @@ class TrainingRun:
         if batching.group_size is None:
             # Episodes land whole, one by one: without the expected size, a group's first finished episode would
             # look like a complete group of one (and be dropped before its siblings arrive).
-            batching = msgspec.structs.replace(batching, group_size=config.rollout.group_size)
+            size = config.rollout.group_size + config.rollout.expert_episodes
+            batching = msgspec.structs.replace(batching, group_size=size)
         self.solver = Solver(
             store, self.trainer, config=SolverConfig(batching=batching), sync=InProcessSync(loaded.policy)
         )
 
     def make_user(self, task: TaskSpec, seed: int) -> Any:
         return ScriptedUser(self._scripts.get(task), seed=seed)
+
+    def make_guide(self, task: TaskSpec, seed: int) -> Any:
+        """A guide episode's policy: the dialogue expert (the bootstrap's demonstrator) speaking through the
+        rollout policy's tokens (`sentinel_async.agents.guidance`)."""
+        del seed
+        expert = DialogueExpert(task, self.domain, script=self._scripts.get(task))  # type: ignore[arg-type]
+        return GuidedPolicy(expert, self.loaded.policy)
 
     def worker(self, on_done: Callable[[EpisodeOutcome], None]) -> RolloutWorker:
         return RolloutWorker(
@@ -127,6 +137,7 @@ class TrainingRun:
             config=self.config.rollout,
             pool_config=self.config.pool,
             on_done=on_done,
+            make_guide=self.make_guide if self.config.rollout.expert_episodes > 0 else None,
         )
 
     async def evaluate_version(self, version: int) -> float:
@@ -233,7 +244,7 @@ class TrainingRun:
     def _last_training_finish(self) -> int:
         last = 0
         for record in self.store.read(filter=EventFilter.of(types=["episode_finished"])):
-            if getattr(record.payload, "purpose", "train") == "train":
+            if getattr(record.payload, "purpose", "train") != "eval":  # training and guide episodes
                 last = record.position
         return last
 

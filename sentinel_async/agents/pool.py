@@ -97,7 +97,7 @@ class TaskPool:
             if payload.task_id in self.tasks:
                 self.tasks[payload.task_id].active = False
                 self.tasks[payload.task_id].retired_reason = payload.reason
-        elif isinstance(payload, EpisodeFinished):
+        elif isinstance(payload, EpisodeFinished) and payload.purpose == "train":
             known = self.tasks.get(payload.task_id)
             if known is not None and known.active:
                 known.recent.append(is_success(payload.reward))

@@ -3,6 +3,9 @@
 Every decision lands in the log first (admissions, retirements, the round's `TasksSampled`), then the
 episodes, each written whole (buffered). Episode ids are derived from the round, task and index, so after a
 crash the worker finds the last round it sampled, skips the episodes that finished and replays the rest.
+
+With `expert_episodes` > 0 and a `make_guide` factory, each group first gets that many guide episodes (purpose
+"guide", ids `<group>-guide<k>`): the expert plays, the policy's tokens are recorded (`agents.guidance`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from sentinel_async.store import EventFilter, EventStore
 from sentinel_async.tools.base import Domain, TaskSpec
 from sentinel_async.tools.retail.evaluation import Evaluator
 
+GUIDE_MAX_STEPS = 100
+"""Messages a guide episode may take at least (tau2's limit): an expert cut short would teach a failure."""
+
 
 class RolloutConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How many rounds, tasks per round and episodes per task (a GRPO group) the worker plays."""
@@ -33,6 +39,9 @@ class RolloutConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Messages per episode (the scripted expert needs up to 69 on the train split, 53 on test)."""
     max_errors: int = 10
     stream: str = "pool"
+    expert_episodes: int = 0
+    """Guide episodes per group, played before the group's own (0: none). A group then has
+    `group_size + expert_episodes` members. Guides may take `max(max_steps, GUIDE_MAX_STEPS)` messages."""
 
 
 class RolloutWorker:
@@ -50,6 +59,7 @@ class RolloutWorker:
         config: RolloutConfig | None = None,
         pool_config: PoolConfig | None = None,
         on_done: Callable[[EpisodeOutcome], None] | None = None,
+        make_guide: PolicyFactory | None = None,
     ) -> None:
         self.store = store
         self.domain = domain
@@ -60,9 +70,18 @@ class RolloutWorker:
         self.config = config or RolloutConfig()
         self.pool_config = pool_config or PoolConfig()
         self.on_done = on_done
+        self.make_guide = make_guide
+        if self.config.expert_episodes > 0 and make_guide is None:
+            raise ValueError("rollout.expert_episodes needs a guide factory (an expert for the domain's tasks)")
         self.runner = EpisodeRunner(
             domain=domain,
             config=EpisodeConfig(max_steps=self.config.max_steps, max_errors=self.config.max_errors),
+            evaluate=Evaluator(domain).evaluate,
+        )
+        guide_steps = max(self.config.max_steps, GUIDE_MAX_STEPS)
+        self.guide_runner = EpisodeRunner(
+            domain=domain,
+            config=EpisodeConfig(max_steps=guide_steps, max_errors=self.config.max_errors),
             evaluate=Evaluator(domain).evaluate,
         )
 
@@ -104,10 +123,31 @@ class RolloutWorker:
         return rounds[-1] if rounds and isinstance(rounds[-1], TasksSampled) else None
 
     def jobs(self, sampled: TasksSampled) -> list[EpisodeJob]:
+        """The round's episodes: per task, its guide episodes (if any), then its group."""
+        return self.guide_jobs(sampled) + self.policy_jobs(sampled)
+
+    def guide_jobs(self, sampled: TasksSampled) -> list[EpisodeJob]:
+        specs = self.task_specs()
+        return [
+            EpisodeJob(
+                task=specs[chosen.task_id],
+                trial=-1 - k,
+                seed=self.config.seed * 1_000_003 + sampled.round * 10_007 + index * 101 + 97 - k,
+                episode_id=f"{self.group_id(sampled, chosen.task_id)}-guide{k}",
+                group_id=self.group_id(sampled, chosen.task_id),
+            )
+            for index, chosen in enumerate(sampled.tasks)
+            for k in range(self.config.expert_episodes)
+        ]
+
+    def group_id(self, sampled: TasksSampled, task_id: str) -> str:
+        return f"{self.run_id}-r{sampled.round}-{task_id}"
+
+    def policy_jobs(self, sampled: TasksSampled) -> list[EpisodeJob]:
         specs = self.task_specs()
         jobs: list[EpisodeJob] = []
         for index, chosen in enumerate(sampled.tasks):
-            group = f"{self.run_id}-r{sampled.round}-{chosen.task_id}"
+            group = self.group_id(sampled, chosen.task_id)
             for trial in range(self.config.group_size):
                 jobs.append(
                     EpisodeJob(
@@ -126,10 +166,23 @@ class RolloutWorker:
     async def play_round(self) -> TasksSampled:
         """Play one round (or finish an interrupted one)."""
         sampled = await self.next_round()
-        pending = [j for j in self.jobs(sampled) if self.store.stream_version(f"episode-{j.episode_id}") == 0]
+        guides = self.pending(self.guide_jobs(sampled))
+        if guides:
+            assert self.make_guide is not None
+            await run_episodes(
+                self.guide_runner,
+                guides,
+                make_policy=self.make_guide,
+                make_user=self.make_user,
+                store=self.store,
+                concurrency=self.config.concurrency,
+                policy_version=self.policy_version(),
+                buffered=True,
+                purpose="guide",
+            )
         await run_episodes(
             self.runner,
-            pending,
+            self.pending(self.policy_jobs(sampled)),
             make_policy=self.make_policy,
             make_user=self.make_user,
             store=self.store,
@@ -139,6 +192,10 @@ class RolloutWorker:
             buffered=True,
         )
         return sampled
+
+    def pending(self, jobs: list[EpisodeJob]) -> list[EpisodeJob]:
+        """The jobs whose episode is not in the log yet."""
+        return [j for j in jobs if self.store.stream_version(f"episode-{j.episode_id}") == 0]
 
     async def run(self) -> None:
         """Play rounds until the configured number of rounds is in the log."""

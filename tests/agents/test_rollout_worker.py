@@ -10,9 +10,11 @@ import pytest
 
 from sentinel_async.agents.episode import EpisodeOutcome
 from sentinel_async.agents.evaluation import register_tasks
+from sentinel_async.agents.protocols import PolicyTurn
 from sentinel_async.agents.rollout_worker import RolloutConfig, RolloutWorker
 from sentinel_async.agents.scripted import ScriptedExpert, ScriptedUser, derive_user_script
 from sentinel_async.events import EpisodeFinished, EpisodeStarted, TaskAdmitted, TasksSampled
+from sentinel_async.messages import ChatMessage
 from sentinel_async.store import EventFilter, SQLiteEventStore
 from sentinel_async.tools.base import TaskSpec
 from sentinel_async.tools.retail import RetailDomain
@@ -80,3 +82,56 @@ async def test_rounds_survive_a_crash_without_lost_or_repeated_episodes(tmp_path
                 assert {f"run-r{sampled.round}-{chosen.task_id}-{i}" for i in range(2)} <= finished.keys()
         admitted = [r for r in store.read(filter=EventFilter.of(types=[TaskAdmitted]))]
         assert len(admitted) == 10, "each train task admitted once across the restart"
+
+
+class GivesUp:
+    """A policy that ends every conversation at once (so every one of its episodes fails)."""
+
+    async def act(self, conversation: Any, tools: Any) -> PolicyTurn:
+        return PolicyTurn(message=ChatMessage(role="assistant", content="Goodbye. ###STOP###"))
+
+
+async def test_guide_episodes_open_each_group_and_never_count_as_the_policys_results(tmp_path: Path) -> None:
+    with SQLiteEventStore(tmp_path / "events.sqlite") as store:
+        await register_tasks(store, DOMAIN, DOMAIN.tasks("train")[:4], "train")
+        worker = RolloutWorker(
+            store,
+            DOMAIN,
+            run_id="run",
+            make_policy=lambda task, seed: GivesUp(),
+            make_user=lambda task, seed: ScriptedUser(derive_user_script(task, DOMAIN), seed=seed),
+            policy_version=lambda: 0,
+            config=RolloutConfig(rounds=1, tasks_per_round=2, group_size=2, expert_episodes=1),
+            make_guide=lambda task, seed: ScriptedExpert(task, DOMAIN),
+        )
+        await worker.run()
+        finished = [
+            (r.position, r.payload) for r in store.read(filter=EventFilter.of(types=[EpisodeFinished]))
+            if isinstance(r.payload, EpisodeFinished)
+        ]  # fmt: skip
+        guides = {e.episode_id: (position, e) for position, e in finished if e.purpose == "guide"}
+        own = [(position, e) for position, e in finished if e.purpose == "train"]
+        assert len(guides) == 2
+        assert len(own) == 4
+        assert all(e.reward == 1.0 for _, e in guides.values()), "the expert solves its tasks"
+        assert all(e.reward == 0.0 for _, e in own)
+        for position, episode in own:
+            group = episode.episode_id.rsplit("-", 1)[0]
+            assert guides[f"{group}-guide0"][0] < position, "a group's guide is in the log before its own episodes"
+        pool = worker.pool()
+        played = [t for t in pool.tasks.values() if t.episodes]
+        assert len(played) == 2
+        assert all(t.episodes == 2 and t.pass_rate() == 0.0 for t in played), "the pool sees the policy's results"
+
+
+def test_guide_episodes_need_a_guide() -> None:
+    with pytest.raises(ValueError, match="expert_episodes needs a guide"):
+        RolloutWorker(
+            None,  # type: ignore[arg-type]
+            DOMAIN,
+            run_id="run",
+            make_policy=lambda task, seed: GivesUp(),
+            make_user=lambda task, seed: GivesUp(),  # type: ignore[arg-type,return-value]
+            policy_version=lambda: 0,
+            config=RolloutConfig(expert_episodes=1),
+        )

@@ -25,6 +25,7 @@ from sentinel_async.agents.clients.token_client import (
     SamplingParams,
     TokenGenerator,
     TokenPolicy,
+    TokenScorer,
     TransformersGenerator,
     VLLMCompletionsGenerator,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "SamplingParams",
     "TokenGenerator",
     "TokenPolicy",
+    "TokenScorer",
     "TransformersGenerator",
     "VLLMCompletionsGenerator",
     "is_stop_message",

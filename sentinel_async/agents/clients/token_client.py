@@ -59,6 +59,15 @@ class TokenGenerator(Protocol):
 
 
 @runtime_checkable
+class TokenScorer(Protocol):
+    """Scores given continuation ids under the model (what a guided turn records as its log-probs)."""
+
+    async def score(self, prompt_ids: Sequence[int], ids: Sequence[int], temperature: float) -> list[float]:
+        """log p(ids[i] | prompt_ids + ids[:i]) at `temperature`, one per id."""
+        ...
+
+
+@runtime_checkable
 class WeightUpdatable(Protocol):
     """A generator whose weights can be replaced in place."""
 
@@ -267,6 +276,26 @@ class TransformersGenerator:
         assert request.result is not None
         return request.result
 
+    async def score(self, prompt_ids: Sequence[int], ids: Sequence[int], temperature: float) -> list[float]:
+        """The model's log-probs of `ids` after `prompt_ids`, under logits / `temperature` (the distribution
+        `processed` log-probs describe with top_p 1; temperature 0 or below gives raw log-probs)."""
+        async with self._lock:
+            return await anyio.to_thread.run_sync(self._score, list(prompt_ids), list(ids), temperature)
+
+    def _score(self, prompt_ids: list[int], continuation_ids: list[int], temperature: float) -> list[float]:
+        import torch
+
+        if not prompt_ids or not continuation_ids:
+            raise ValueError("scoring needs a non-empty prompt and continuation")
+        device = next(self.model.parameters()).device
+        ids = torch.tensor([prompt_ids + continuation_ids], device=device)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        if temperature > 0:
+            logits = logits / temperature
+        picked = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(continuation_ids, device=device)[:, None])
+        return [float(x) for x in picked[:, 0]]
+
     async def update_weights(self, state_dict: Mapping[str, Any], version: int) -> None:
         """Load new weights (`load_state_dict`, strict) once in-flight generation finishes."""
         async with self._lock:
@@ -474,6 +503,49 @@ class TokenPolicy:
             raw_text=text,
             parse_error=parsed.parse_error,
             finish_reason=result.finish_reason,
+        )
+
+    def turn_ids(
+        self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]], message: ChatMessage
+    ) -> tuple[list[int], list[int]]:
+        """(prompt ids, turn ids): `message` as the chat template writes it after `conversation`, ending with the
+        first stop id, i.e. the ids this policy would have to sample to say it."""
+        prompt_ids = self.render_prompt(conversation, tools)
+        rendered = self.tokenizer.apply_chat_template(
+            to_template_messages([*self.view.messages(conversation), message]),
+            tools=self.view.tools(tools) or None,
+            add_generation_prompt=False,
+            tokenize=True,
+            return_dict=False,
+            **self.chat_template_kwargs,
+        )
+        if isinstance(rendered, Mapping):
+            rendered = rendered["input_ids"]
+        full = [int(i) for i in rendered]
+        if full[: len(prompt_ids)] != prompt_ids:
+            raise ValueError("the chat template does not write an assistant turn as a continuation of the prompt")
+        body = full[len(prompt_ids) :]
+        stop = next((i for i, token in enumerate(body) if token in self.sampling.stop_token_ids), None)
+        if stop is None:
+            raise ValueError("the chat template ends an assistant turn with none of the policy's stop ids")
+        return prompt_ids, body[: stop + 1]
+
+    async def forced_turn(
+        self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]], message: ChatMessage
+    ) -> PolicyTurn:
+        """`message` as a turn of this policy: its ids (`turn_ids`) and the policy's own log-probs of them at its
+        sampling temperature, as if it had sampled them. Needs a generator that can score (`TokenScorer`)."""
+        if not isinstance(self.generator, TokenScorer):
+            raise TypeError(f"{type(self.generator).__name__} cannot score given tokens (no `score` method)")
+        version = self.policy_version
+        prompt_ids, ids = self.turn_ids(conversation, tools, message)
+        logprobs = await self.generator.score(prompt_ids, ids, self.sampling.temperature)
+        return PolicyTurn(
+            message=message,
+            tokens=TokenTrace(prompt_ids=prompt_ids, sampled_ids=ids, logprobs=logprobs),
+            policy_version=version,
+            raw_text=self.tokenizer.decode(ids[:-1], skip_special_tokens=False),
+            finish_reason="stop",
         )
 
     async def update_weights(self, state_dict: Mapping[str, Any], version: int | None = None) -> int:

@@ -138,7 +138,7 @@ class Controller:
         """Handle one `EpisodeFinished`; True when it committed (and so moved the cursor)."""
         finished = record.payload
         assert isinstance(finished, EpisodeFinished)
-        if finished.purpose == "eval":  # held-out evaluations are never diagnosed (no leak into task generation)
+        if finished.purpose != "train":  # held-out evaluations (no leak into task generation) and expert guides
             return False
         self._episodes_seen += 1
         self.stats.seen += 1

@@ -1,0 +1,110 @@
+"""Guide episodes: an expert's turns recorded as the ids the policy would sample, with the policy's log-probs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sentinel_async.agents.clients import SamplingParams, TokenPolicy, TransformersGenerator, parse_qwen_output
+from sentinel_async.agents.clients.token_client import to_template_messages
+from sentinel_async.agents.episode import EpisodeConfig, EpisodeRunner
+from sentinel_async.agents.guidance import GuidedPolicy
+from sentinel_async.agents.scripted import ScriptedUser, derive_user_script
+from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
+from sentinel_async.agents.solver.samples import build_samples
+from sentinel_async.events import AssistantMessage, Event
+from sentinel_async.messages import ChatMessage, ToolCall
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+CONVERSATION = [
+    ChatMessage(role="system", content="You are a retail agent."),
+    ChatMessage(role="user", content="Cancel order #W2378156, please."),
+]
+CALL = ChatMessage(
+    role="assistant",
+    content="",
+    tool_calls=(ToolCall(id="c1", name="get_order_details", arguments={"order_id": "#W2378156"}),),
+)
+
+
+def forward_logprobs(model: Any, prompt: list[int], ids: list[int], temperature: float) -> list[float]:
+    import torch
+
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + ids])).logits[0].float()
+    steps = logits[len(prompt) - 1 : len(prompt) + len(ids) - 1] / temperature
+    return [float(x) for x in torch.log_softmax(steps, dim=-1).gather(1, torch.tensor(ids)[:, None])[:, 0]]
+
+
+@pytest.mark.parametrize("message", [CALL, ChatMessage(role="assistant", content="Which order is it about?")])
+async def test_a_forced_turn_is_what_the_policy_would_sample_with_its_own_logprobs(
+    tokenizer: Any, tiny_model: Any, order_tools: list[dict[str, Any]], message: ChatMessage
+) -> None:
+    generator = TransformersGenerator(tiny_model, num_threads=1)
+    policy = TokenPolicy(tokenizer, generator, sampling=SamplingParams(temperature=0.7))
+    turn = await policy.forced_turn(CONVERSATION, order_tools, message)
+    assert turn.tokens is not None
+    trace = turn.tokens
+    assert trace.prompt_ids == policy.render_prompt(CONVERSATION, order_tools)
+    assert trace.sampled_ids[-1] in policy.sampling.stop_token_ids, "a turn ends on a stop id, as a sampled one does"
+    whole = tokenizer.apply_chat_template(
+        to_template_messages([*CONVERSATION, message]), tools=order_tools, tokenize=True, return_dict=False
+    )
+    assert whole[: len(trace.prompt_ids) + len(trace.sampled_ids)] == trace.prompt_ids + trace.sampled_ids
+    parsed = parse_qwen_output(tokenizer.decode(trace.sampled_ids[:-1]), tools=order_tools)
+    assert parsed.content == message.content
+    assert [(c.name, c.arguments) for c in parsed.tool_calls] == [(c.name, c.arguments) for c in message.tool_calls]
+    expected = forward_logprobs(tiny_model, trace.prompt_ids, trace.sampled_ids, 0.7)
+    assert trace.logprobs == pytest.approx(expected, abs=1e-4)
+    assert turn.message == message
+
+
+class SamplesOnly:
+    """A generator that samples and cannot score given ids (as a remote completions server here)."""
+
+    async def generate(self, prompt_ids: Any, params: SamplingParams) -> Any:
+        raise AssertionError("a forced turn samples nothing")
+
+
+async def test_a_generator_that_cannot_score_is_refused(tokenizer: Any, order_tools: list[dict[str, Any]]) -> None:
+    policy = TokenPolicy(tokenizer, SamplesOnly())
+    with pytest.raises(TypeError, match="SamplesOnly cannot score"):
+        await policy.forced_turn(CONVERSATION, order_tools, CALL)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def record(self, event: Event) -> None:
+        self.events.append(event)
+
+
+async def test_a_guided_episode_solves_the_task_and_trains_only_on_the_experts_turns(
+    tokenizer: Any, tiny_model: Any
+) -> None:
+    from sentinel_async.tools.retail import RetailDomain
+    from sentinel_async.tools.retail.evaluation import Evaluator
+
+    domain = RetailDomain()
+    task = domain.tasks("train")[0]
+    script = derive_user_script(task, domain)
+    policy = TokenPolicy(tokenizer, TransformersGenerator(tiny_model, num_threads=1))
+    guided = GuidedPolicy(DialogueExpert(task, domain, script=script), policy)
+    runner = EpisodeRunner(domain=domain, config=EpisodeConfig(max_steps=60), evaluate=Evaluator(domain).evaluate)
+    recorder = Recorder()
+    outcome = await runner.run(
+        task=task, policy=guided, user=ScriptedUser(script, seed=0), episode_id="g", seed=0, recorder=recorder
+    )
+    assert outcome.reward is not None
+    assert outcome.reward.reward == 1.0, "the tiny random model did not choose a word: the expert solved the task"
+    turns = [e for e in recorder.events if isinstance(e, AssistantMessage) and e.tokens is not None]
+    assert turns
+    samples, _ = build_samples("g", turns)
+    trained = tokenizer.decode([i for s in samples for i, m in zip(s.input_ids, s.loss_mask, strict=True) if m])
+    said = [t.content for t in turns if t.content] + [c.name for t in turns for c in t.tool_calls]
+    assert all(text.split()[0] in trained for text in said)
+    assert sum(s.num_sampled for s in samples) == sum(len(t.tokens.sampled_ids) for t in turns if t.tokens)
+    assert "<tool_response>" not in trained, "tool results are never in the loss"
