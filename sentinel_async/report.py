@@ -41,6 +41,8 @@ class ReportData(msgspec.Struct, kw_only=True):
     proposed: dict[str, TaskProposed] = msgspec.field(default_factory=dict)
     results: dict[str, list[float]] = msgspec.field(default_factory=lambda: defaultdict(list))
     training_episodes: int = 0
+    guides: list[float] = msgspec.field(default_factory=list)
+    """The reward of each guide episode (the expert through the policy's tokens, `rollout.expert_episodes`)."""
     progress: list[float] = msgspec.field(default_factory=list)
     """Each training episode's share of gold actions matched, in the order they finished."""
     dropped: Counter[str] = msgspec.field(default_factory=Counter)
@@ -70,6 +72,8 @@ def collect(store: EventStore) -> ReportData:
                 data.proposed[task_id] = payload
             case GroupsDropped(groups=groups):
                 data.dropped.update(groups.values())
+            case EpisodeFinished(reward=reward, purpose="guide"):
+                data.guides.append(reward)
             case EpisodeFinished(task_id=task_id, reward=reward, purpose="train", breakdown=breakdown):
                 data.results[task_id].append(reward)
                 data.training_episodes += 1
@@ -148,6 +152,12 @@ def training_signal(data: ReportData) -> list[str]:
         f"Groups dropped: {dropped or 'none'}; policy updates: {len(data.updates)}.",
         "",
     ]
+    if data.guides:
+        lines += [
+            f"Guide episodes (the expert's turns as the policy's tokens, one group member each; not counted above): "
+            f"{len(data.guides)}, solved {_solved(data.guides)}.",
+            "",
+        ]
     if len(data.progress) >= 2:
         half = len(data.progress) // 2
         first, last = data.progress[:half], data.progress[half:]

@@ -124,54 +124,56 @@ class RolloutWorker:
 
     def jobs(self, sampled: TasksSampled) -> list[EpisodeJob]:
         """The round's episodes: per task, its guide episodes (if any), then its group."""
-        return self.guide_jobs(sampled) + self.policy_jobs(sampled)
+        return [job for guides, own in self.groups(sampled) for job in (*guides, *own)]
 
-    def guide_jobs(self, sampled: TasksSampled) -> list[EpisodeJob]:
+    def groups(self, sampled: TasksSampled) -> list[tuple[list[EpisodeJob], list[EpisodeJob]]]:
+        """Per sampled task: its guide episodes and its own (the policy's) episodes."""
         specs = self.task_specs()
-        return [
-            EpisodeJob(
-                task=specs[chosen.task_id],
-                trial=-1 - k,
-                seed=self.config.seed * 1_000_003 + sampled.round * 10_007 + index * 101 + 97 - k,
-                episode_id=f"{self.group_id(sampled, chosen.task_id)}-guide{k}",
-                group_id=self.group_id(sampled, chosen.task_id),
-            )
-            for index, chosen in enumerate(sampled.tasks)
-            for k in range(self.config.expert_episodes)
-        ]
-
-    def group_id(self, sampled: TasksSampled, task_id: str) -> str:
-        return f"{self.run_id}-r{sampled.round}-{task_id}"
-
-    def policy_jobs(self, sampled: TasksSampled) -> list[EpisodeJob]:
-        specs = self.task_specs()
-        jobs: list[EpisodeJob] = []
+        out: list[tuple[list[EpisodeJob], list[EpisodeJob]]] = []
         for index, chosen in enumerate(sampled.tasks):
-            group = self.group_id(sampled, chosen.task_id)
-            for trial in range(self.config.group_size):
-                jobs.append(
-                    EpisodeJob(
-                        task=specs[chosen.task_id],
-                        trial=trial,
-                        seed=self.config.seed * 1_000_003 + sampled.round * 10_007 + index * 101 + trial,
-                        episode_id=f"{group}-{trial}",
-                        group_id=group,
-                    )
-                )
-        return jobs
+            group = f"{self.run_id}-r{sampled.round}-{chosen.task_id}"
+            base = self.config.seed * 1_000_003 + sampled.round * 10_007 + index * 101
+
+            task = specs[chosen.task_id]
+            guides = [
+                EpisodeJob(task=task, trial=-1 - k, seed=base + 97 - k, episode_id=f"{group}-guide{k}", group_id=group)
+                for k in range(self.config.expert_episodes)
+            ]
+            own = [
+                EpisodeJob(task=task, trial=trial, seed=base + trial, episode_id=f"{group}-{trial}", group_id=group)
+                for trial in range(self.config.group_size)
+            ]
+            out.append((guides, own))
+        return out
 
     def finished(self, sampled: TasksSampled) -> bool:
         return all(self.store.stream_version(f"episode-{job.episode_id}") > 0 for job in self.jobs(sampled))
 
     async def play_round(self) -> TasksSampled:
-        """Play one round (or finish an interrupted one)."""
+        """Play one round (or finish an interrupted one).
+
+        Without guides every group's episodes run concurrently. With guides, group after group: its guides, then
+        its own episodes, so that a guide is played by the policy version its group is (a guide played at the
+        round's start would be stale once earlier groups of the round had been trained on).
+        """
         sampled = await self.next_round()
-        guides = self.pending(self.guide_jobs(sampled))
-        if guides:
+        if self.config.expert_episodes == 0:
+            await self.play(self.pending(self.jobs(sampled)))
+            return sampled
+        for guides, own in self.groups(sampled):
+            await self.play(self.pending(guides), guide=True)
+            await self.play(self.pending(own))
+        return sampled
+
+    async def play(self, jobs: list[EpisodeJob], *, guide: bool = False) -> None:
+        """Run `jobs` as the policy's own episodes, or as guide episodes."""
+        if not jobs:
+            return
+        if guide:
             assert self.make_guide is not None
             await run_episodes(
                 self.guide_runner,
-                guides,
+                jobs,
                 make_policy=self.make_guide,
                 make_user=self.make_user,
                 store=self.store,
@@ -180,9 +182,10 @@ class RolloutWorker:
                 buffered=True,
                 purpose="guide",
             )
+            return
         await run_episodes(
             self.runner,
-            self.pending(self.policy_jobs(sampled)),
+            jobs,
             make_policy=self.make_policy,
             make_user=self.make_user,
             store=self.store,
@@ -191,7 +194,6 @@ class RolloutWorker:
             on_done=self.on_done,
             buffered=True,
         )
-        return sampled
 
     def pending(self, jobs: list[EpisodeJob]) -> list[EpisodeJob]:
         """The jobs whose episode is not in the log yet."""

@@ -56,3 +56,8 @@ def test_each_group_learns_from_its_guide(tmp_path: Path) -> None:
         assert all(batch.advantages[guide] > a for a in others)
     diagnosed = {e.episode_id for e in events if isinstance(e, FailureDiagnosed)}
     assert not diagnosed & guides, "the Controller reads the policy's own episodes only"
+    report = (run / "report" / "report.md").read_text()
+    assert "Guide episodes (the expert's turns as the policy's tokens, one group member each; not counted above): " \
+        "2, solved 2." in report  # fmt: skip
+    assert "Training episodes solved: " in report
+    assert "/4." in report, "the report counts the policy's own episodes apart from the guides"
