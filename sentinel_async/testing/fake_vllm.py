@@ -50,6 +50,9 @@ class FakeCompletion(msgspec.Struct, frozen=True, kw_only=True):
     logprobs: list[float] | None = None
     finish_reason: str = "stop"
     text: str | None = None
+    prompt_logprobs: list[float] | None = None
+    """Each prompt token's log-prob after the first, sent when a request asks for `prompt_logprobs` (-0.5 each
+    by default)."""
 
 
 class Fault(msgspec.Struct, frozen=True, kw_only=True):
@@ -267,7 +270,9 @@ class FakeVLLM:
             if isinstance(max_tokens, int) and len(ids) > max_tokens:
                 ids, lps, finish = ids[:max_tokens], lps[:max_tokens], "length"
             model = body.get("model") or self.model
-            return completion_body(model, body, prompt, ids, lps, finish, reply.text, self.detokenize)
+            return completion_body(
+                model, body, prompt, ids, lps, finish, reply.text, self.detokenize, reply.prompt_logprobs
+            )
 
         return await self._generation(request, build)
 

@@ -113,9 +113,11 @@ def completion_body(
     finish_reason: str,
     text: str | None,
     detokenize: Callable[[list[int]], str] | None,
+    prompt_logprobs: list[float] | None = None,
 ) -> dict[str, Any]:
     """A non-streaming completion for a token-id prompt, honouring the request's `logprobs`,
-    `return_tokens_as_token_ids` (tokens as `"token_id:<id>"`), `return_token_ids` and `stop_token_ids`."""
+    `return_tokens_as_token_ids` (tokens as `"token_id:<id>"`), `return_token_ids`, `stop_token_ids` and
+    `prompt_logprobs` (`prompt_logprobs` gives the log-prob of each prompt token after the first)."""
     as_ids = bool(request.get("return_tokens_as_token_ids"))
 
     def token_str(i: int) -> str:
@@ -134,6 +136,13 @@ def completion_body(
             "tokens": tokens,
             "top_logprobs": [{t: lp} for t, lp in zip(tokens, logprobs, strict=True)],
         }
+    wire_prompt_logprobs: list[dict[str, Any] | None] | None = None
+    if request.get("prompt_logprobs") is not None:
+        values = prompt_logprobs if prompt_logprobs is not None else [-0.5] * (len(prompt) - 1)
+        wire_prompt_logprobs = [None] + [
+            {str(i): {"logprob": lp, "rank": 1, "decoded_token": token_str(i)}}
+            for i, lp in zip(prompt[1:], values, strict=True)
+        ]
     stop_ids = request.get("stop_token_ids") or []
     with_ids = bool(request.get("return_token_ids"))
     choice = {
@@ -144,7 +153,7 @@ def completion_body(
         # vLLM: the stop token id when a `stop_token_ids` entry ended generation, null for EOS or length.
         "stop_reason": ids[-1] if finish_reason == "stop" and ids and ids[-1] in stop_ids else None,
         "token_ids": ids if with_ids else None,
-        "prompt_logprobs": None,
+        "prompt_logprobs": wire_prompt_logprobs,
         "prompt_token_ids": prompt if with_ids else None,
         "routed_experts": None,
     }

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from sentinel_async.agents.clients import SamplingParams, TokenPolicy, TransformersGenerator, parse_qwen_output
+from sentinel_async.agents.clients import (
+    MalformedResponseError,
+    SamplingParams,
+    TokenPolicy,
+    TransformersGenerator,
+    VLLMCompletionsGenerator,
+    parse_qwen_output,
+)
 from sentinel_async.agents.clients.token_client import to_template_messages
 from sentinel_async.agents.episode import EpisodeConfig, EpisodeRunner
 from sentinel_async.agents.guidance import GuidedPolicy
@@ -15,6 +22,7 @@ from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
 from sentinel_async.agents.solver.samples import build_samples
 from sentinel_async.events import AssistantMessage, Event
 from sentinel_async.messages import ChatMessage, ToolCall
+from sentinel_async.testing import FakeCompletion, FakeVLLM, Fault
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -72,6 +80,37 @@ async def test_a_generator_that_cannot_score_is_refused(tokenizer: Any, order_to
     policy = TokenPolicy(tokenizer, SamplesOnly())
     with pytest.raises(TypeError, match="SamplesOnly cannot score"):
         await policy.forced_turn(CONVERSATION, order_tools, CALL)
+
+
+async def test_a_forced_turn_over_vllm_takes_the_prompt_logprobs_of_the_turns_ids(
+    tokenizer: Any, make_config: Any, order_tools: list[dict[str, Any]]
+) -> None:
+    def reply(prompt: list[int], body: dict[str, Any]) -> FakeCompletion:
+        return FakeCompletion(token_ids=[7], prompt_logprobs=[-0.001 * i for i in range(1, len(prompt))])
+
+    async with (
+        FakeVLLM(completion=reply, detokenize=tokenizer.decode) as server,
+        VLLMCompletionsGenerator(make_config(server.base_url, server.model)) as generator,
+    ):
+        turn = await TokenPolicy(tokenizer, generator).forced_turn(CONVERSATION, order_tools, CALL)
+    (body,) = server.bodies("/v1/completions")
+    assert turn.tokens is not None
+    prompt, ids = turn.tokens.prompt_ids, turn.tokens.sampled_ids
+    assert body["prompt"] == prompt + ids
+    assert body["prompt_logprobs"] == 0
+    assert body["max_tokens"] == 1
+    assert turn.tokens.logprobs == [-0.001 * i for i in range(len(prompt), len(prompt) + len(ids))]
+
+
+async def test_a_server_without_prompt_logprobs_is_a_clear_error(
+    tokenizer: Any, make_config: Any, order_tools: list[dict[str, Any]]
+) -> None:
+    async with FakeVLLM(completion=[FakeCompletion(token_ids=[7])]) as server:
+        server.inject(Fault(kind="drop_field", field="choices.0.prompt_logprobs", path="/v1/completions"))
+        async with VLLMCompletionsGenerator(make_config(server.base_url, server.model)) as generator:
+            policy = TokenPolicy(tokenizer, generator)
+            with pytest.raises(MalformedResponseError, match="no `prompt_logprobs`"):
+                await policy.forced_turn(CONVERSATION, order_tools, CALL)
 
 
 class Recorder:

@@ -165,6 +165,36 @@ class VLLMCompletionsGenerator:
         result = parse_completion_choice(response.choices[0], prompt_ids, url)
         return msgspec.structs.replace(result, weights_version=version)
 
+    async def score(self, prompt_ids: Sequence[int], ids: Sequence[int], temperature: float) -> list[float]:
+        """The served model's log-probs of `ids` after `prompt_ids`: one request for the whole sequence with
+        `prompt_logprobs=0` and one generated token. vLLM computes prompt log-probs from the raw logits, so
+        `temperature` is not applied (as with `--logprobs-mode raw_logprobs`, vLLM's default)."""
+        del temperature
+        if not prompt_ids or not ids:
+            raise ValueError("scoring needs a non-empty prompt and continuation")
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "prompt": [*prompt_ids, *ids],
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "prompt_logprobs": 0,
+            "skip_special_tokens": False,
+        }
+        response = await self.transport.post("/completions", payload, CompletionResponse)
+        url = self.transport.url("/completions")
+        if not response.choices or response.choices[0].prompt_logprobs is None:
+            raise MalformedResponseError(url, "no `prompt_logprobs` in the completion (is the server vLLM?)")
+        positions = response.choices[0].prompt_logprobs[len(prompt_ids) :]
+        if len(positions) != len(ids):
+            raise MalformedResponseError(url, f"{len(positions)} prompt log-probs for {len(ids)} scored ids")
+        out: list[float] = []
+        for token, entries in zip(ids, positions, strict=True):
+            entry = (entries or {}).get(str(token))
+            if entry is None:
+                raise MalformedResponseError(url, f"prompt log-probs lack the prompt's own token {token}")
+            out.append(entry.logprob)
+        return out
+
     async def list_models(self) -> ModelList:
         """`GET /v1/models`: the base model and loaded LoRA adapters."""
         return await self.transport.get("/models", ModelList)

@@ -71,6 +71,14 @@ class CompletionLogProbs(msgspec.Struct, frozen=True, kw_only=True):
     text_offset: list[int] = msgspec.field(default_factory=list)
 
 
+class PromptLogprob(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of `choices[i].prompt_logprobs[t]` (keyed by token id): a prompt token's log-prob."""
+
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
 class CompletionChoice(msgspec.Struct, frozen=True, kw_only=True):
     """One choice of a completion; `token_ids`/`prompt_token_ids` appear with `return_token_ids=true`."""
 
@@ -81,6 +89,9 @@ class CompletionChoice(msgspec.Struct, frozen=True, kw_only=True):
     stop_reason: int | str | None = None
     token_ids: list[int] | None = None
     prompt_token_ids: list[int] | None = None
+    prompt_logprobs: list[dict[str, PromptLogprob] | None] | None = None
+    """With `prompt_logprobs=k`: per prompt position (None for the first), the prompt token's entry (by id)
+    and the top k others."""
 
 
 class CompletionResponse(msgspec.Struct, frozen=True, kw_only=True):
