@@ -11,11 +11,13 @@ continues with no lost or repeated work.
 from __future__ import annotations
 
 import functools
+import json
+import random
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -42,6 +44,9 @@ from sentinel_async.run_config import RunConfig
 from sentinel_async.store import EventFilter, EventStore, SQLiteEventStore
 from sentinel_async.tools.base import Domain, TaskSpec
 from sentinel_async.tools.registry import get_domain
+
+if TYPE_CHECKING:
+    from sentinel_async.bootstrap.entities import EntityPermuter
 
 _log = get_logger("loop")
 
@@ -121,10 +126,23 @@ class TrainingRun:
 
     def make_guide(self, task: TaskSpec, seed: int) -> Any:
         """A guide episode's policy: the dialogue expert (the bootstrap's demonstrator) speaking through the
-        rollout policy's tokens (`sentinel_async.agents.guidance`)."""
-        del seed
+        rollout policy's tokens (`sentinel_async.agents.guidance`), its customer renamed when
+        `rollout.rename_guides`."""
         expert = DialogueExpert(task, self.domain, script=self._scripts.get(task))  # type: ignore[arg-type]
-        return GuidedPolicy(expert, self.loaded.policy)
+        rewrite = None
+        if self.config.rollout.rename_guides:
+            permute, draw = self._name_permuter(), random.Random(seed).randrange(2**32)
+            rewrite = functools.partial(seeded_renaming, permute, draw)
+        return GuidedPolicy(expert, self.loaded.policy, rewrite=rewrite)
+
+    @functools.cache  # noqa: B019 - one run, one permuter
+    def _name_permuter(self) -> EntityPermuter:
+        """Renames customers' name tokens (one-token names, as the bootstrap renames them in training)."""
+        from sentinel_async.bootstrap.entities import EntityPermuter, name_token_groups
+
+        tools = self.domain.tool_schemas()
+        other_text = self.domain.policy() + json.dumps(tools)
+        return EntityPermuter(name_token_groups(self.loaded.tokenizer, self.domain.db, other_text))  # type: ignore[attr-defined]
 
     def worker(self, on_done: Callable[[EpisodeOutcome], None]) -> RolloutWorker:
         return RolloutWorker(
@@ -247,6 +265,11 @@ class TrainingRun:
             if getattr(record.payload, "purpose", "train") != "eval":  # training and guide episodes
                 last = record.position
         return last
+
+
+def seeded_renaming(permute: EntityPermuter, seed: int, ids: list[int]) -> list[int]:
+    """`ids` renamed by the map `seed` draws (the same for every turn of an episode: see `EntityPermuter`)."""
+    return permute(ids, random.Random(seed))
 
 
 async def _stop_on_exit(stop: threading.Event) -> None:

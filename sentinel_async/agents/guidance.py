@@ -11,7 +11,7 @@ Guide episodes count for the Solver only: the pool's pass rates, the Controller 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sentinel_async.agents.clients.token_client import TokenPolicy
@@ -20,12 +20,19 @@ from sentinel_async.messages import ChatMessage
 
 
 class GuidedPolicy:
-    """A `Policy` whose messages come from `expert` and whose tokens and log-probs come from `student`."""
+    """A `Policy` whose messages come from `expert` and whose tokens and log-probs come from `student`.
 
-    def __init__(self, expert: Policy, student: TokenPolicy) -> None:
+    `rewrite` (see `TokenPolicy.forced_turn`) changes the recorded ids, the same way on every turn of an episode:
+    renaming the customer (`rollout.rename_guides`) makes the guide about another customer than the task's, so a
+    step on it teaches copying a name rather than one customer's."""
+
+    def __init__(
+        self, expert: Policy, student: TokenPolicy, *, rewrite: Callable[[list[int]], list[int]] | None = None
+    ) -> None:
         self.expert = expert
         self.student = student
+        self.rewrite = rewrite
 
     async def act(self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]]) -> PolicyTurn:
         turn = await self.expert.act(conversation, tools)
-        return await self.student.forced_turn(conversation, tools, turn.message)
+        return await self.student.forced_turn(conversation, tools, turn.message, rewrite=self.rewrite)

@@ -42,6 +42,8 @@ class RolloutConfig(msgspec.Struct, frozen=True, kw_only=True):
     expert_episodes: int = 0
     """Guide episodes per group, played before the group's own (0: none). A group then has
     `group_size + expert_episodes` members. Guides may take `max(max_steps, GUIDE_MAX_STEPS)` messages."""
+    rename_guides: bool = False
+    """Record each guide under a random other customer's name (the run's guide factory applies it)."""
 
 
 class RolloutWorker:

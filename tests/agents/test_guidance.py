@@ -147,3 +147,42 @@ async def test_a_guided_episode_solves_the_task_and_trains_only_on_the_experts_t
     assert all(text.split()[0] in trained for text in said)
     assert sum(s.num_sampled for s in samples) == sum(len(t.tokens.sampled_ids) for t in turns if t.tokens)
     assert "<tool_response>" not in trained, "tool results are never in the loss"
+
+
+async def test_a_rewrite_changes_the_recorded_ids_and_their_logprobs_but_not_the_message(
+    tokenizer: Any, tiny_model: Any, order_tools: list[dict[str, Any]]
+) -> None:
+    generator = TransformersGenerator(tiny_model, num_threads=1)
+    policy = TokenPolicy(tokenizer, generator)
+    plain = await policy.forced_turn(CONVERSATION, order_tools, CALL)
+    assert plain.tokens is not None
+    a, b = sorted(set(plain.tokens.sampled_ids[:-1]))[:2]  # two tokens of the call, swapped everywhere
+
+    def swap(ids: list[int]) -> list[int]:
+        return [b if i == a else a if i == b else i for i in ids]
+
+    turn = await policy.forced_turn(CONVERSATION, order_tools, CALL, rewrite=swap)
+    assert turn.tokens is not None
+    assert turn.tokens.prompt_ids == swap(plain.tokens.prompt_ids)
+    assert turn.tokens.sampled_ids == swap(plain.tokens.sampled_ids) != plain.tokens.sampled_ids
+    expected = forward_logprobs(tiny_model, turn.tokens.prompt_ids, turn.tokens.sampled_ids, 1.0)
+    assert turn.tokens.logprobs == pytest.approx(expected, abs=1e-4)
+    assert turn.message == CALL
+    with pytest.raises(ValueError, match="keep its length"):
+        await policy.forced_turn(CONVERSATION, order_tools, CALL, rewrite=lambda ids: ids[1:])
+
+
+def test_a_seeded_renaming_renames_every_turn_of_an_episode_alike() -> None:
+    """A later turn's ids extend the earlier turn's, so its renaming must extend the earlier renaming: otherwise
+    every turn of a renamed guide would start a new training sample with another customer."""
+    from sentinel_async.bootstrap.entities import EntityPermuter
+    from sentinel_async.loop import seeded_renaming
+
+    permute = EntityPermuter([[101, 102, 103, 104, 105, 106], [201, 202, 203, 204]])
+    first = [1, 101, 2, 201, 3]
+    later = [*first, 4, 102, 101, 202, 5]
+    renamed_first, renamed_later = seeded_renaming(permute, 7, first), seeded_renaming(permute, 7, later)
+    assert renamed_later[: len(first)] == renamed_first
+    assert renamed_later[7] == renamed_first[1], "the same name is renamed the same way on a later turn"
+    assert len({renamed_later[1], renamed_later[6]}) == 2, "two customers stay two customers"
+    assert [seeded_renaming(permute, seed, later) for seed in range(5)] != [renamed_later] * 5

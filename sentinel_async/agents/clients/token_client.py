@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
@@ -561,14 +561,27 @@ class TokenPolicy:
         return prompt_ids, body[: stop + 1]
 
     async def forced_turn(
-        self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]], message: ChatMessage
+        self,
+        conversation: Sequence[ChatMessage],
+        tools: list[dict[str, Any]],
+        message: ChatMessage,
+        *,
+        rewrite: Callable[[list[int]], list[int]] | None = None,
     ) -> PolicyTurn:
         """`message` as a turn of this policy: its ids (`turn_ids`) and the policy's own log-probs of them at its
-        sampling temperature, as if it had sampled them. Needs a generator that can score (`TokenScorer`)."""
+        sampling temperature, as if it had sampled them. Needs a generator that can score (`TokenScorer`).
+
+        `rewrite` maps the prompt and turn ids together to ids of the same length before they are scored and
+        recorded (renaming entities, say); the message stays as it was said."""
         if not isinstance(self.generator, TokenScorer):
             raise TypeError(f"{type(self.generator).__name__} cannot score given tokens (no `score` method)")
         version = self.policy_version
         prompt_ids, ids = self.turn_ids(conversation, tools, message)
+        if rewrite is not None:
+            whole = rewrite([*prompt_ids, *ids])
+            if len(whole) != len(prompt_ids) + len(ids):
+                raise ValueError("a turn's rewrite must keep its length")
+            prompt_ids, ids = whole[: len(prompt_ids)], whole[len(prompt_ids) :]
         logprobs = await self.generator.score(prompt_ids, ids, self.sampling.temperature)
         return PolicyTurn(
             message=message,
