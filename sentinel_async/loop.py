@@ -11,7 +11,6 @@ continues with no lost or repeated work.
 from __future__ import annotations
 
 import functools
-import json
 import random
 import sys
 import threading
@@ -103,6 +102,7 @@ class TrainingRun:
         """Held while an evaluation runs: shutting down waits for it instead of cutting its episodes short."""
         self.domain: Domain = get_domain(config.domain)
         self._scripts = ScriptCache(self.domain)  # type: ignore[arg-type]  # the loop plays retail
+        self._permuter: EntityPermuter | None = None
         self.trainer = GRPOTrainer(
             loaded.train_model,
             config.trainer,
@@ -131,18 +131,19 @@ class TrainingRun:
         expert = DialogueExpert(task, self.domain, script=self._scripts.get(task))  # type: ignore[arg-type]
         rewrite = None
         if self.config.rollout.rename_guides:
-            permute, draw = self._name_permuter(), random.Random(seed).randrange(2**32)
-            rewrite = functools.partial(seeded_renaming, permute, draw)
+            draw = random.Random(seed).randrange(2**32)
+            rewrite = functools.partial(seeded_renaming, self._name_permuter(), draw)
         return GuidedPolicy(expert, self.loaded.policy, rewrite=rewrite)
 
-    @functools.cache  # noqa: B019 - one run, one permuter
     def _name_permuter(self) -> EntityPermuter:
-        """Renames customers' name tokens (one-token names, as the bootstrap renames them in training)."""
-        from sentinel_async.bootstrap.entities import EntityPermuter, name_token_groups
+        """Renames customers' name tokens (one-token names, as the bootstrap renames them in training); built
+        on the first renamed guide."""
+        if self._permuter is None:
+            from sentinel_async.bootstrap.entities import EntityPermuter, catalogue_text, name_token_groups
 
-        tools = self.domain.tool_schemas()
-        other_text = self.domain.policy() + json.dumps(tools)
-        return EntityPermuter(name_token_groups(self.loaded.tokenizer, self.domain.db, other_text))  # type: ignore[attr-defined]
+            groups = name_token_groups(self.loaded.tokenizer, self.domain.db, catalogue_text(self.domain))  # type: ignore[attr-defined]
+            self._permuter = EntityPermuter(groups)
+        return self._permuter
 
     def worker(self, on_done: Callable[[EpisodeOutcome], None]) -> RolloutWorker:
         return RolloutWorker(

@@ -75,16 +75,17 @@ class RolloutWorker:
         self.make_guide = make_guide
         if self.config.expert_episodes > 0 and make_guide is None:
             raise ValueError("rollout.expert_episodes needs a guide factory (an expert for the domain's tasks)")
+        evaluate = Evaluator(domain).evaluate
         self.runner = EpisodeRunner(
             domain=domain,
             config=EpisodeConfig(max_steps=self.config.max_steps, max_errors=self.config.max_errors),
-            evaluate=Evaluator(domain).evaluate,
+            evaluate=evaluate,
         )
         guide_steps = max(self.config.max_steps, GUIDE_MAX_STEPS)
         self.guide_runner = EpisodeRunner(
             domain=domain,
             config=EpisodeConfig(max_steps=guide_steps, max_errors=self.config.max_errors),
-            evaluate=Evaluator(domain).evaluate,
+            evaluate=evaluate,
         )
 
     def pool(self) -> TaskPool:
@@ -135,7 +136,6 @@ class RolloutWorker:
         for index, chosen in enumerate(sampled.tasks):
             group = f"{self.run_id}-r{sampled.round}-{chosen.task_id}"
             base = self.config.seed * 1_000_003 + sampled.round * 10_007 + index * 101
-
             task = specs[chosen.task_id]
             guides = [
                 EpisodeJob(task=task, trial=-1 - k, seed=base + 97 - k, episode_id=f"{group}-guide{k}", group_id=group)
@@ -149,7 +149,7 @@ class RolloutWorker:
         return out
 
     def finished(self, sampled: TasksSampled) -> bool:
-        return all(self.store.stream_version(f"episode-{job.episode_id}") > 0 for job in self.jobs(sampled))
+        return not self.pending(self.jobs(sampled))
 
     async def play_round(self) -> TasksSampled:
         """Play one round (or finish an interrupted one).
@@ -171,30 +171,19 @@ class RolloutWorker:
         """Run `jobs` as the policy's own episodes, or as guide episodes."""
         if not jobs:
             return
-        if guide:
-            assert self.make_guide is not None
-            await run_episodes(
-                self.guide_runner,
-                jobs,
-                make_policy=self.make_guide,
-                make_user=self.make_user,
-                store=self.store,
-                concurrency=self.config.concurrency,
-                policy_version=self.policy_version(),
-                buffered=True,
-                purpose="guide",
-            )
-            return
+        make_policy = self.make_guide if guide else self.make_policy
+        assert make_policy is not None
         await run_episodes(
-            self.runner,
+            self.guide_runner if guide else self.runner,
             jobs,
-            make_policy=self.make_policy,
+            make_policy=make_policy,
             make_user=self.make_user,
             store=self.store,
             concurrency=self.config.concurrency,
             policy_version=self.policy_version(),
-            on_done=self.on_done,
+            on_done=None if guide else self.on_done,
             buffered=True,
+            purpose="guide" if guide else "train",
         )
 
     def pending(self, jobs: list[EpisodeJob]) -> list[EpisodeJob]:

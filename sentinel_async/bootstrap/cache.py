@@ -8,7 +8,6 @@ configuration builds anew. A build writes a temporary folder and renames it into
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 import time
@@ -181,6 +180,7 @@ def build(
 
     from sentinel_async.bootstrap.entities import (
         address_token_groups,
+        catalogue_text,
         entity_token_groups,
         name_token_groups,
         retail_entities,
@@ -235,7 +235,7 @@ def build(
             recall_share=config.sft.slot_recall,
         )
     entity_groups = entity_token_groups(tokenizer, entities)
-    other_text = domain.policy() + json.dumps(tools)
+    other_text = catalogue_text(domain)
     if config.permute_names:
         entity_groups += name_token_groups(tokenizer, domain.db, other_text)
     if config.copy_addresses:

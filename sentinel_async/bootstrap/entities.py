@@ -48,6 +48,12 @@ def entity_token_groups(tokenizer: Any, entities: Mapping[str, Sequence[str]]) -
     return [[vocab[text] for text in texts if text in vocab] for texts in entities.values()]
 
 
+def catalogue_text(domain: Any) -> str:
+    """The text every prompt shows whoever the customer is (the domain's policy and tool schemas): a token in it
+    is never renamed."""
+    return str(domain.policy()) + json.dumps(domain.tool_schemas())
+
+
 def name_token_groups(tokenizer: Any, db: Any, other_text: str = "") -> list[list[int]]:
     """The token ids of customers' first names, last names, and both in lower case (as emails spell them), one
     group each; names that are not single tokens, tokens of more than one group, or tokens of the catalogue or

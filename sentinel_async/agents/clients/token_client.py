@@ -504,10 +504,16 @@ class TokenPolicy:
 
     def render_prompt(self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]]) -> list[int]:
         """The prompt ids: the chat template over `conversation` and `tools`, with the generation prompt."""
+        return self._render(self.view.messages(conversation), tools, generation_prompt=True)
+
+    def _render(
+        self, messages: Sequence[ChatMessage], tools: list[dict[str, Any]], *, generation_prompt: bool
+    ) -> list[int]:
+        """The chat template's ids over `messages` (already through the view) and the view's `tools`."""
         rendered = self.tokenizer.apply_chat_template(
-            to_template_messages(self.view.messages(conversation)),
+            to_template_messages(messages),
             tools=self.view.tools(tools) or None,
-            add_generation_prompt=True,
+            add_generation_prompt=generation_prompt,
             tokenize=True,
             return_dict=False,
             **self.chat_template_kwargs,
@@ -541,17 +547,7 @@ class TokenPolicy:
         """(prompt ids, turn ids): `message` as the chat template writes it after `conversation`, ending with the
         first stop id, i.e. the ids this policy would have to sample to say it."""
         prompt_ids = self.render_prompt(conversation, tools)
-        rendered = self.tokenizer.apply_chat_template(
-            to_template_messages([*self.view.messages(conversation), message]),
-            tools=self.view.tools(tools) or None,
-            add_generation_prompt=False,
-            tokenize=True,
-            return_dict=False,
-            **self.chat_template_kwargs,
-        )
-        if isinstance(rendered, Mapping):
-            rendered = rendered["input_ids"]
-        full = [int(i) for i in rendered]
+        full = self._render([*self.view.messages(conversation), message], tools, generation_prompt=False)
         if full[: len(prompt_ids)] != prompt_ids:
             raise ValueError("the chat template does not write an assistant turn as a continuation of the prompt")
         body = full[len(prompt_ids) :]
