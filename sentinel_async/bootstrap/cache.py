@@ -3,6 +3,9 @@
 The cache root is the `cache_dir` argument, else `$SENTINEL_CACHE/bootstrap`, else
 `~/.cache/sentinel-async/bootstrap`; each configuration lives in `<root>/<fingerprint>/`, so a changed
 configuration builds anew. A build writes a temporary folder and renames it into place under a file lock.
+A configuration that gained a field since a build was made has a new fingerprint but the same computation when
+the field is at its default; such a build (same `FORMAT_VERSION`, equal configuration once its manifest is read
+with today's defaults) is reused instead of rebuilt.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from sentinel_async.bootstrap.config import BootstrapConfig, fingerprint, resolve_tool_view
+from sentinel_async.bootstrap.config import FORMAT_VERSION, BootstrapConfig, fingerprint, resolve_tool_view
 from sentinel_async.bootstrap.demos import (
     DemoSet,
     TaskSource,
@@ -66,6 +69,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     demos: DemoStats
     sft: SFTMetrics
     build_seconds: float
+    format_version: int = 0
+    """The `FORMAT_VERSION` the build was made with (0: made before it was recorded)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,23 @@ def read_manifest(path: Path) -> Manifest | None:
         return None
 
 
+def find_equivalent(config: BootstrapConfig, cache_dir: Path | str | None = None) -> Path | None:
+    """A finished build of `config` filed under another fingerprint, or None.
+
+    It must have been made with today's `FORMAT_VERSION` and its recorded configuration, read with today's
+    fields (a field it lacks takes its default), must equal `config`: the case of a configuration that gained a
+    field, left at its default, after the build was made.
+    """
+    root = cache_root(cache_dir)
+    if not root.is_dir():
+        return None
+    for candidate in sorted(p for p in root.iterdir() if p.is_dir()):
+        manifest = read_manifest(candidate)
+        if manifest is not None and manifest.format_version == FORMAT_VERSION and manifest.config == config:
+            return candidate
+    return None
+
+
 def load(path: Path) -> Bootstrap:
     """Load a finished build from its folder."""
     from sentinel_async.bootstrap.model import load_model
@@ -138,6 +160,10 @@ def load_or_build(
     with FileLock(str(path) + ".lock"):
         if not force and read_manifest(path) is not None:
             return load(path)
+        equivalent = None if force else find_equivalent(config, cache_dir)
+        if equivalent is not None:
+            _log.info("reusing an equivalent build", build=equivalent.name, fingerprint=path.name)
+            return load(equivalent)
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -266,6 +292,7 @@ def build(
     save_tokenizer(tokenizer, out)
     save_model(model, out)
     manifest = Manifest(
+        format_version=FORMAT_VERSION,
         fingerprint=fingerprint(config),
         config=config,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from sentinel_async.prompt_view import ToolView
 
 FORMAT_VERSION = 5
-"""Bumped when the build changes in a way the config does not show (cached results are then rebuilt)."""
+"""Bumped when the build changes in a way the config does not show (cached results are then rebuilt): the
+build's code, a changed default, a removed field. A new field whose default keeps the old computation needs no
+bump: a build recorded before the field existed is still found (`cache.find_equivalent`)."""
 
 Size = Literal["toy", "tiny", "small"]
 ToolViewName = Literal["raw", "lines"]

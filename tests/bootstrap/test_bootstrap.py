@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from sentinel_async.bootstrap import (  # noqa: E402
     fingerprint,
     load_or_build,
 )
+from sentinel_async.bootstrap.config import FORMAT_VERSION  # noqa: E402
 from sentinel_async.bootstrap.demos import (  # noqa: E402
     Sample,
     generate_demos,
@@ -510,6 +512,39 @@ def test_cache_is_reused_and_rebuilt_when_the_config_changes(
     assert len(calls) == 1
     assert other.path != built.path
     assert other.manifest.sft.steps == 2
+
+
+def test_a_build_made_before_a_default_field_existed_is_reused(
+    built: Bootstrap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A configuration that gained a field (at its default, so the same computation) has a new fingerprint; the
+    build recorded without the field is loaded instead of rebuilt, but not one of another format version or
+    another configuration."""
+    assert built.manifest.format_version == FORMAT_VERSION
+    root = tmp_path / "cache"
+    old = root / "0123456789abcdef"
+    shutil.copytree(built.path, old)
+    raw = msgspec.json.decode((old / cache.MANIFEST).read_bytes())
+    del raw["config"]["permute_names"]  # recorded before the field existed (its default, False, is TOY's)
+    (old / cache.MANIFEST).write_bytes(msgspec.json.encode(raw))
+    calls: list[Path] = []
+
+    def counting_build(config: BootstrapConfig, out: Path, **kwargs: Any) -> Any:
+        calls.append(out)
+        raise RuntimeError("rebuilt")
+
+    monkeypatch.setattr(cache, "build", counting_build)
+    reused = load_or_build(TOY, cache_dir=root, progress=False)
+    assert (reused.path, calls) == (old, [])
+    assert reused.manifest.config == TOY
+    changed = msgspec.structs.replace(TOY, permute_names=True)
+    with pytest.raises(RuntimeError, match="rebuilt"):
+        load_or_build(changed, cache_dir=root, progress=False)
+    raw["format_version"] = FORMAT_VERSION - 1
+    (old / cache.MANIFEST).write_bytes(msgspec.json.encode(raw))
+    with pytest.raises(RuntimeError, match="rebuilt"):
+        load_or_build(TOY, cache_dir=root, progress=False)
+    assert len(calls) == 2
 
 
 def test_a_build_is_reproducible_from_its_configuration(built: Bootstrap, tmp_path: Path) -> None:
