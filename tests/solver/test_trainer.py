@@ -87,6 +87,26 @@ def test_tokens_the_policy_did_not_sample_get_zero_gradient(
     assert checked > 1000
 
 
+def test_negative_weight_scales_what_failures_push_down_and_leaves_successes_alone() -> None:
+    from sentinel_async.agents.solver.grpo import token_objective
+
+    logp = torch.tensor([[-1.0, -2.0, -0.5, -3.0]], requires_grad=True)
+    rollout = logp.detach().clone()
+    adv = torch.tensor([[1.5, 1.5, -0.5, -0.5]])
+    mask = torch.ones_like(adv)
+    grads = {}
+    for weight in (1.0, 0.25, 0.0):
+        loss, _ = token_objective(logp, rollout, adv, mask, GRPOConfig(negative_weight=weight))
+        (grad,) = torch.autograd.grad(loss, logp)
+        grads[weight] = grad
+    assert torch.allclose(grads[1.0], torch.tensor([[-1.5, -1.5, 0.5, 0.5]]))
+    assert torch.equal(grads[0.25][:, :2], grads[1.0][:, :2]), "successes pull as hard as before"
+    assert torch.allclose(grads[0.25][:, 2:], 0.25 * grads[1.0][:, 2:])
+    assert torch.equal(grads[0.0][:, 2:], torch.zeros(1, 2)), "failures no longer push their tokens down"
+    with pytest.raises(ValueError, match="negative_weight"):
+        GRPOConfig(negative_weight=1.5)
+
+
 async def test_a_step_runs_off_the_event_loop(
     store: MemoryEventStore, new_model: Callable[[], Any], ckpt: Path
 ) -> None:

@@ -27,6 +27,15 @@ class GRPOConfig(msgspec.Struct, frozen=True, kw_only=True):
     tis_cap: float = 2.0
     kl_coef: float = 0.0
     temperature: float = 1.0
+    negative_weight: float = 1.0
+    """Scale of negative advantages (asymmetric REINFORCE). Below 1, a failed episode pushes its tokens down
+    less than a solved one pulls its tokens up: a failure's tokens are mostly right (the format, the greeting,
+    the lookups), and on a small policy pushing them down drains probability into degenerate text. 0 keeps
+    only the successes (and guide episodes)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.negative_weight <= 1.0:
+            raise ValueError(f"negative_weight must be in [0, 1], got {self.negative_weight}")
 
 
 STAT_NAMES = ("loss", "clipped", "truncated", "abs_logprob_diff", "rollout_kl", "ref_kl", "ratio")
@@ -59,10 +68,13 @@ def token_objective(
     """The summed token loss (differentiable) and detached statistic sums, both over `mask`.
 
     Per token: r = exp(logp - rollout_logp); s = min(r·A, clip(r, 1-clip_low, 1+clip_high)·A); for A < 0,
-    s = max(s, tis_cap·A) (the ratio is truncated at `tis_cap`); loss = -s + kl_coef·k3(ref‖policy).
+    s = max(s, tis_cap·A) (the ratio is truncated at `tis_cap`); loss = -s + kl_coef·k3(ref‖policy). A < 0 is
+    first scaled by `negative_weight`.
     """
     import torch
 
+    if config.negative_weight != 1.0:
+        adv = torch.where(adv < 0, adv * config.negative_weight, adv)
     log_ratio = logp - rollout_logp
     ratio = torch.exp(log_ratio)
     unclipped = ratio * adv

@@ -1,7 +1,8 @@
 """`GRPOTrainer`: one optimizer step per batch of GRPO groups, on torch and transformers (full or LoRA).
 
 Objective, per batch B of sampled tokens t (loss mask 1, N = |B|), with A_t the group-normalised advantage
-(r - mean) / (std + 1e-6) of t's episode, p_θ the policy at `temperature`, q the rollout engine's log-probs:
+(r - mean) / (std + 1e-6) of t's episode (times `negative_weight` where negative), p_θ the policy at
+`temperature`, q the rollout engine's log-probs:
 
     r_t = exp(log p_θ(t) - log q(t))                                   (ratio to the behaviour policy)
     s_t = min(r_t·A_t, clip(r_t, 1 - clip_low, 1 + clip_high)·A_t)     (PPO clip against the rollout)
