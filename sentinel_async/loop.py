@@ -31,6 +31,7 @@ from sentinel_async.agents.rollout import plan_trials
 from sentinel_async.agents.rollout_worker import RolloutWorker
 from sentinel_async.agents.scripted import ScriptCache, ScriptedUser
 from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
+from sentinel_async.agents.solver.backlog import TrainerBacklog
 from sentinel_async.agents.solver.service import Solver, SolverConfig
 from sentinel_async.agents.solver.trainer import GRPOTrainer
 from sentinel_async.agents.solver.weights import InProcessSync
@@ -103,6 +104,7 @@ class TrainingRun:
         self.domain: Domain = get_domain(config.domain)
         self._scripts = ScriptCache(self.domain)  # type: ignore[arg-type]  # the loop plays retail
         self._permuter: EntityPermuter | None = None
+        self._backlog: TrainerBacklog | None = None
         self.trainer = GRPOTrainer(
             loaded.train_model,
             config.trainer,
@@ -157,7 +159,15 @@ class TrainingRun:
             pool_config=self.config.pool,
             on_done=on_done,
             make_guide=self.make_guide if self.config.rollout.expert_episodes > 0 else None,
+            wait_for_trainer=self.wait_for_trainer if self.config.rollout.wait_for_trainer else None,
         )
+
+    async def wait_for_trainer(self, groups: int) -> bool:
+        """Hold `groups` new groups until the Solver's backlog lets them be trained on within
+        `batching.max_staleness` versions."""
+        if self._backlog is None:
+            self._backlog = TrainerBacklog(self.store, self.solver.config.batching.group_size)
+        return await self._backlog.wait(groups, self.solver.config.batching.max_staleness)
 
     async def evaluate_version(self, version: int) -> float:
         """Evaluate the rollout policy (now at `version`) on the held-out split; record it once per version."""

@@ -6,12 +6,15 @@ crash the worker finds the last round it sampled, skips the episodes that finish
 
 With `expert_episodes` > 0 and a `make_guide` factory, each group first gets that many guide episodes (purpose
 "guide", ids `<group>-guide<k>`): the expert plays, the policy's tokens are recorded (`agents.guidance`).
+
+With a `wait_for_trainer` gate (the run's, when `wait_for_trainer` is on), groups are started only once the
+Solver's backlog is short enough that they will not be stale when trained on (`solver.backlog`).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -44,6 +47,13 @@ class RolloutConfig(msgspec.Struct, frozen=True, kw_only=True):
     `group_size + expert_episodes` members. Guides may take `max(max_steps, GUIDE_MAX_STEPS)` messages."""
     rename_guides: bool = False
     """Record each guide under a random other customer's name (the run's guide factory applies it)."""
+    wait_for_trainer: bool = True
+    """Hold groups back while the Solver is too far behind for them to be trained on in time (the run's gate,
+    `batching.max_staleness`), instead of playing episodes it will drop as stale."""
+
+
+TrainerGate = Callable[[int], Awaitable[object]]
+"""Awaited before `n` groups start together; returns when the trainer has caught up enough for them."""
 
 
 class RolloutWorker:
@@ -62,6 +72,7 @@ class RolloutWorker:
         pool_config: PoolConfig | None = None,
         on_done: Callable[[EpisodeOutcome], None] | None = None,
         make_guide: PolicyFactory | None = None,
+        wait_for_trainer: TrainerGate | None = None,
     ) -> None:
         self.store = store
         self.domain = domain
@@ -73,6 +84,7 @@ class RolloutWorker:
         self.pool_config = pool_config or PoolConfig()
         self.on_done = on_done
         self.make_guide = make_guide
+        self.wait_for_trainer = wait_for_trainer
         if self.config.expert_episodes > 0 and make_guide is None:
             raise ValueError("rollout.expert_episodes needs a guide factory (an expert for the domain's tasks)")
         evaluate = Evaluator(domain).evaluate
@@ -160,12 +172,21 @@ class RolloutWorker:
         """
         sampled = await self.next_round()
         if self.config.expert_episodes == 0:
-            await self.play(self.pending(self.jobs(sampled)))
+            jobs = self.pending(self.jobs(sampled))
+            await self.gate(len({job.group_id for job in jobs}))
+            await self.play(jobs)
             return sampled
         for guides, own in self.groups(sampled):
-            await self.play(self.pending(guides), guide=True)
-            await self.play(self.pending(own))
+            guides, own = self.pending(guides), self.pending(own)
+            await self.gate(1 if guides or own else 0)
+            await self.play(guides, guide=True)
+            await self.play(own)
         return sampled
+
+    async def gate(self, groups: int) -> None:
+        """Wait for the trainer (when gated) before `groups` groups start."""
+        if groups and self.wait_for_trainer is not None:
+            await self.wait_for_trainer(groups)
 
     async def play(self, jobs: list[EpisodeJob], *, guide: bool = False) -> None:
         """Run `jobs` as the policy's own episodes, or as guide episodes."""

@@ -135,3 +135,31 @@ def test_guide_episodes_need_a_guide() -> None:
             policy_version=lambda: 0,
             config=RolloutConfig(expert_episodes=1),
         )
+
+
+async def test_groups_start_only_after_the_trainer_gate_opens(tmp_path: Path) -> None:
+    """The gate is awaited before each round's concurrent groups (with their number), or before each guided
+    group, so a run can hold rollouts back while the Solver catches up."""
+    for expert_episodes, expected in ((0, [(2, 0), (2, 4)]), (1, [(1, 0), (1, 3), (1, 6), (1, 9)])):
+        with SQLiteEventStore(tmp_path / f"events{expert_episodes}.sqlite") as store:
+            await register_tasks(store, DOMAIN, DOMAIN.tasks("train")[:6], "train")
+            calls: list[tuple[int, int]] = []
+
+            async def gate(groups: int, store: SQLiteEventStore = store, calls: list[tuple[int, int]] = calls) -> None:
+                finished = sum(1 for _ in store.read(filter=EventFilter.of(types=[EpisodeFinished])))
+                calls.append((groups, finished))
+
+            await RolloutWorker(
+                store,
+                DOMAIN,
+                run_id="run",
+                make_policy=lambda task, seed: GivesUp(),
+                make_user=lambda task, seed: ScriptedUser(derive_user_script(task, DOMAIN), seed=seed),
+                policy_version=lambda: 0,
+                config=RolloutConfig(rounds=2, tasks_per_round=2, group_size=2, expert_episodes=expert_episodes),
+                make_guide=lambda task, seed: ScriptedExpert(task, DOMAIN),
+                wait_for_trainer=gate,
+            ).run()
+            # unguided: once per round, for its two groups, after the previous round's episodes;
+            # guided: before each group (its guide and two episodes), after the previous group's
+            assert calls == expected

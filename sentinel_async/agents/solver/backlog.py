@@ -1,0 +1,52 @@
+"""Rollout backpressure: how far the Solver is behind the rollouts, read from the log.
+
+A group is trained at the version current when the Solver reaches it; every complete group ahead of it in the
+Solver's queue can add a version first. A group started while more than `max_staleness` groups wait would be
+dropped as stale when its turn comes, its episodes played for nothing. `TrainerBacklog.wait` holds new groups
+back until the queue is short enough (as AReaL bounds staleness by pausing generation).
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from sentinel_async.agents.solver.batching import GroupTracker
+from sentinel_async.events import BatchFormed, EpisodeFinished, EpisodeStarted, GroupsDropped
+from sentinel_async.logs import get_logger
+from sentinel_async.store import EventFilter, EventStore
+
+_log = get_logger("solver")
+
+_FILTER = EventFilter.of(types=[EpisodeStarted, EpisodeFinished, BatchFormed, GroupsDropped])
+
+
+class TrainerBacklog:
+    """Complete training groups the Solver has neither trained on nor dropped (the one in training included)."""
+
+    def __init__(self, store: EventStore, group_size: int | None = None) -> None:
+        self.store = store
+        self.tracker = GroupTracker(group_size)
+        self.position = 0
+
+    def count(self) -> int:
+        """The backlog now (reads only the events logged since the last call)."""
+        for record in self.store.read(after=self.position, filter=_FILTER):
+            self.tracker.observe(record.payload)
+            self.position = record.position
+        return len(self.tracker.complete_groups())
+
+    def allowed(self, starting: int, max_staleness: int) -> int:
+        """The largest backlog under which `starting` groups played together cannot go stale: each group ahead
+        of the last of them (the backlog's, then its siblings) can add one version."""
+        return max(0, max_staleness + 1 - starting)
+
+    async def wait(self, starting: int, max_staleness: int, *, poll: float = 0.1, timeout: float = 900.0) -> bool:
+        """Return once the backlog allows `starting` new groups (True), or after `timeout` seconds (False,
+        logged: the groups are played anyway and may be dropped as stale)."""
+        limit = self.allowed(starting, max_staleness)
+        with anyio.move_on_after(timeout):
+            while self.count() > limit:  # noqa: ASYNC110 - polling the log the Solver writes
+                await anyio.sleep(poll)
+            return True
+        _log.warning("the trainer is still behind; playing on", backlog=self.count(), allowed=limit, waited=timeout)
+        return False
