@@ -167,7 +167,9 @@ class TrainingRun:
         `batching.max_staleness` versions."""
         if self._backlog is None:
             self._backlog = TrainerBacklog(self.store, self.solver.config.batching.group_size)
-        return await self._backlog.wait(groups, self.solver.config.batching.max_staleness)
+        return await self._backlog.wait(
+            groups, self.solver.config.batching.max_staleness, serving=lambda: self.loaded.policy.policy_version
+        )
 
     async def evaluate_version(self, version: int) -> float:
         """Evaluate the rollout policy (now at `version`) on the held-out split; record it once per version."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 import anyio
 
 from sentinel_async.agents.solver.backlog import TrainerBacklog
-from sentinel_async.events import BatchFormed, EpisodeFinished, EpisodeStarted, GroupsDropped, Purpose
+from sentinel_async.events import (
+    BatchFormed,
+    EpisodeFinished,
+    EpisodeStarted,
+    GroupsDropped,
+    PolicyUpdated,
+    Purpose,
+)
 from sentinel_async.store import MemoryEventStore
 
 
@@ -61,3 +68,21 @@ async def test_waiting_ends_when_the_solver_catches_up_and_gives_up_after_the_ti
         await store.append("solver", [BatchFormed(batch_id="b1", step=1, episode_ids=[], groups={"g1": []})])
         with anyio.fail_after(2):
             await waited.wait()
+
+
+async def test_a_published_version_the_rollouts_do_not_serve_yet_counts_as_one_ahead() -> None:
+    """Episodes started before the new weights arrive are played by the old version, a version further behind."""
+    store = MemoryEventStore()
+    backlog = TrainerBacklog(store, group_size=2)
+    await play_group(store, "g1")
+    await store.append(
+        "solver",
+        [
+            BatchFormed(batch_id="b1", step=1, episode_ids=[], groups={"g1": []}),
+            PolicyUpdated(version=1, batch_id="b1", checkpoint="v000001"),
+        ],
+    )
+    assert backlog.ahead(serving=lambda: 0) == 1, "v1 is published, the rollouts still play v0"
+    assert backlog.ahead(serving=lambda: 1) == 0
+    assert await backlog.wait(1, max_staleness=0, serving=lambda: 0, poll=0.01, timeout=0.05) is False
+    assert await backlog.wait(1, max_staleness=0, serving=lambda: 1, poll=0.01, timeout=0.05) is True
