@@ -113,10 +113,30 @@ def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | 
             target = target.setdefault(part, {})
         target[leaf] = value
     try:
-        config = msgspec.convert(data, RunConfig, strict=False)
+        config = msgspec.convert(_over_defaults(RunConfig(), data, ""), RunConfig, strict=False)
     except msgspec.ValidationError as exc:
         raise SentinelError(f"invalid run configuration: {exc}") from None
     return _consistent(config, explicit_objective_temperature="temperature" in _get(data, "trainer.objective"))
+
+
+def _over_defaults(default: msgspec.Struct, data: dict[str, Any], path: str) -> dict[str, Any]:
+    """`data` laid over `default`'s values table by table: a table that names some of a section's settings keeps
+    the run's defaults for the others (`--set rollout.rounds=8` keeps the run's eight episodes per group, not the
+    section's own default). A name that is no setting is refused, with the settings it could have meant."""
+    out: dict[str, Any] = msgspec.to_builtins(default)
+    names = {field.encode_name: field.name for field in msgspec.structs.fields(default)}
+    for key, value in data.items():
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise SentinelError(
+                f"unknown run setting {path + key!r}; {path.rstrip('.') or 'the top level'} has: {known}"
+            )
+        current = getattr(default, names[key])
+        if isinstance(current, msgspec.Struct) and isinstance(value, dict):
+            out[key] = _over_defaults(current, value, f"{path}{key}.")
+        else:
+            out[key] = value
+    return out
 
 
 def _get(data: dict[str, Any], dotted: str) -> dict[str, Any]:
