@@ -91,19 +91,25 @@ class GivesUp:
         return PolicyTurn(message=ChatMessage(role="assistant", content="Goodbye. ###STOP###"))
 
 
+def guided_worker(store: SQLiteEventStore, config: RolloutConfig, **kwargs: Any) -> RolloutWorker:
+    """A worker whose own episodes all fail (`GivesUp`) and whose guides the scripted expert plays."""
+    return RolloutWorker(
+        store,
+        DOMAIN,
+        run_id="run",
+        make_policy=lambda task, seed: GivesUp(),
+        make_user=lambda task, seed: ScriptedUser(derive_user_script(task, DOMAIN), seed=seed),
+        policy_version=lambda: 0,
+        config=config,
+        make_guide=lambda task, seed: ScriptedExpert(task, DOMAIN),
+        **kwargs,
+    )
+
+
 async def test_guide_episodes_open_each_group_and_never_count_as_the_policys_results(tmp_path: Path) -> None:
     with SQLiteEventStore(tmp_path / "events.sqlite") as store:
         await register_tasks(store, DOMAIN, DOMAIN.tasks("train")[:4], "train")
-        worker = RolloutWorker(
-            store,
-            DOMAIN,
-            run_id="run",
-            make_policy=lambda task, seed: GivesUp(),
-            make_user=lambda task, seed: ScriptedUser(derive_user_script(task, DOMAIN), seed=seed),
-            policy_version=lambda: 0,
-            config=RolloutConfig(rounds=1, tasks_per_round=2, group_size=2, expert_episodes=1),
-            make_guide=lambda task, seed: ScriptedExpert(task, DOMAIN),
-        )
+        worker = guided_worker(store, RolloutConfig(rounds=1, tasks_per_round=2, group_size=2, expert_episodes=1))
         await worker.run()
         finished = [
             (r.position, r.payload) for r in store.read(filter=EventFilter.of(types=[EpisodeFinished]))
@@ -149,17 +155,8 @@ async def test_groups_start_only_after_the_trainer_gate_opens(tmp_path: Path) ->
                 finished = sum(1 for _ in store.read(filter=EventFilter.of(types=[EpisodeFinished])))
                 calls.append((groups, finished))
 
-            await RolloutWorker(
-                store,
-                DOMAIN,
-                run_id="run",
-                make_policy=lambda task, seed: GivesUp(),
-                make_user=lambda task, seed: ScriptedUser(derive_user_script(task, DOMAIN), seed=seed),
-                policy_version=lambda: 0,
-                config=RolloutConfig(rounds=2, tasks_per_round=2, group_size=2, expert_episodes=expert_episodes),
-                make_guide=lambda task, seed: ScriptedExpert(task, DOMAIN),
-                wait_for_trainer=gate,
-            ).run()
+            config = RolloutConfig(rounds=2, tasks_per_round=2, group_size=2, expert_episodes=expert_episodes)
+            await guided_worker(store, config, wait_for_trainer=gate).run()
             # unguided: once per round, for its two groups, after the previous round's episodes;
             # guided: before each group (its guide and two episodes), after the previous group's
             assert calls == expected

@@ -14,14 +14,14 @@ from collections.abc import Callable
 
 import anyio
 
-from sentinel_async.agents.solver.batching import GroupTracker
-from sentinel_async.events import BatchFormed, EpisodeFinished, EpisodeStarted, GroupsDropped, PolicyUpdated
+from sentinel_async.agents.solver.batching import GROUP_EVENTS, GroupTracker
+from sentinel_async.events import PolicyUpdated
 from sentinel_async.logs import get_logger
 from sentinel_async.store import EventFilter, EventStore
 
 _log = get_logger("solver")
 
-_FILTER = EventFilter.of(types=[EpisodeStarted, EpisodeFinished, BatchFormed, GroupsDropped, PolicyUpdated])
+_FILTER = EventFilter.of(types=[*GROUP_EVENTS, PolicyUpdated])
 
 
 class TrainerBacklog:

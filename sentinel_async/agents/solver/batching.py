@@ -88,6 +88,10 @@ def batch_id_for(step: int) -> str:
     return f"batch-{step:06d}"
 
 
+GROUP_EVENTS = (EpisodeStarted, EpisodeFinished, BatchFormed, GroupsDropped)
+"""The event types `GroupTracker` folds (what a reader of groups subscribes to)."""
+
+
 class GroupTracker:
     """Follows episode starts and finishes, and which episodes a batch already consumed."""
 

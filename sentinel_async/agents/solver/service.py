@@ -17,7 +17,14 @@ from typing import Any
 import anyio
 import msgspec
 
-from sentinel_async.agents.solver.batching import BatchingConfig, GroupTracker, batch_event, drops_event, plan_batch
+from sentinel_async.agents.solver.batching import (
+    GROUP_EVENTS,
+    BatchingConfig,
+    GroupTracker,
+    batch_event,
+    drops_event,
+    plan_batch,
+)
 from sentinel_async.agents.solver.trainer import GRPOTrainer, StepResult
 from sentinel_async.agents.solver.weights import InProcessSync, WeightSync
 from sentinel_async.bus import subscribe
@@ -25,7 +32,6 @@ from sentinel_async.errors import SentinelError
 from sentinel_async.events import (
     BatchFormed,
     EpisodeFinished,
-    EpisodeStarted,
     GroupsDropped,
     NewEvent,
     PolicyUpdated,
@@ -41,7 +47,7 @@ class SolverConfig(msgspec.Struct, frozen=True, kw_only=True):
     batching: BatchingConfig = BatchingConfig()
 
 
-_FILTER = EventFilter.of(types=[EpisodeStarted, EpisodeFinished, BatchFormed, GroupsDropped])
+_FILTER = EventFilter.of(types=list(GROUP_EVENTS))
 
 
 class Solver:
