@@ -46,7 +46,7 @@ from sentinel_async.tools.base import Domain, TaskSpec
 from sentinel_async.tools.registry import get_domain
 
 if TYPE_CHECKING:
-    from sentinel_async.bootstrap.entities import EntityPermuter
+    from sentinel_async.bootstrap.names import NamePool
 
 _log = get_logger("loop")
 
@@ -103,7 +103,7 @@ class TrainingRun:
         """Held while an evaluation runs: shutting down waits for it instead of cutting its episodes short."""
         self.domain: Domain = get_domain(config.domain)
         self._scripts = ScriptCache(self.domain)  # type: ignore[arg-type]  # the loop plays retail
-        self._permuter: EntityPermuter | None = None
+        self._name_pool: NamePool | None = None
         self._backlog: TrainerBacklog | None = None
         self.trainer = GRPOTrainer(
             loaded.train_model,
@@ -130,22 +130,22 @@ class TrainingRun:
         """A guide episode's policy: the dialogue expert (the bootstrap's demonstrator) speaking through the
         rollout policy's tokens (`sentinel_async.agents.guidance`), its customer renamed when
         `rollout.rename_guides`."""
+        from sentinel_async.bootstrap.names import draw_renaming
+
         expert = DialogueExpert(task, self.domain, script=self._scripts.get(task))  # type: ignore[arg-type]
-        rewrite = None
+        rename = None
         if self.config.rollout.rename_guides:
-            draw = random.Random(seed).randrange(2**32)
-            rewrite = functools.partial(seeded_renaming, self._name_permuter(), draw)
-        return GuidedPolicy(expert, self.loaded.policy, rewrite=rewrite)
+            rename = draw_renaming(self._names(), random.Random(seed)).message
+        return GuidedPolicy(expert, self.loaded.policy, rename=rename)
 
-    def _name_permuter(self) -> EntityPermuter:
-        """Renames customers' name tokens (one-token names, as the bootstrap renames them in training); built
-        on the first renamed guide."""
-        if self._permuter is None:
-            from sentinel_async.bootstrap.entities import EntityPermuter, catalogue_text, name_token_groups
+    def _names(self) -> NamePool:
+        """The database's customer names, which renamed guides swap among themselves; built on first use."""
+        if self._name_pool is None:
+            from sentinel_async.bootstrap.entities import catalogue_text
+            from sentinel_async.bootstrap.names import retail_name_pool
 
-            groups = name_token_groups(self.loaded.tokenizer, self.domain.db, catalogue_text(self.domain))  # type: ignore[attr-defined]
-            self._permuter = EntityPermuter(groups)
-        return self._permuter
+            self._name_pool = retail_name_pool(self.domain.db, catalogue_text(self.domain))  # type: ignore[attr-defined]
+        return self._name_pool
 
     def worker(self, on_done: Callable[[EpisodeOutcome], None]) -> RolloutWorker:
         return RolloutWorker(
@@ -278,11 +278,6 @@ class TrainingRun:
             if getattr(record.payload, "purpose", "train") != "eval":  # training and guide episodes
                 last = record.position
         return last
-
-
-def seeded_renaming(permute: EntityPermuter, seed: int, ids: list[int]) -> list[int]:
-    """`ids` renamed by the map `seed` draws (the same for every turn of an episode: see `EntityPermuter`)."""
-    return permute(ids, random.Random(seed))
 
 
 async def _stop_on_exit(stop: threading.Event) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from sentinel_async.agents.clients.token_client import TokenPolicy
 from sentinel_async.agents.protocols import Policy, PolicyTurn
 from sentinel_async.messages import ChatMessage
@@ -22,17 +24,22 @@ from sentinel_async.messages import ChatMessage
 class GuidedPolicy:
     """A `Policy` whose messages come from `expert` and whose tokens and log-probs come from `student`.
 
-    `rewrite` (see `TokenPolicy.forced_turn`) changes the recorded ids, the same way on every turn of an episode:
-    renaming the customer (`rollout.rename_guides`) makes the guide about another customer than the task's, so a
-    step on it teaches copying a name rather than one customer's."""
+    `rename` (applied to every message, the same way on every turn of an episode) makes the recorded tokens
+    those of another conversation: renaming the customer (`rollout.rename_guides`) makes the guide about another
+    customer than the task's, so a step on it teaches copying a name rather than one customer's. The message the
+    episode goes on with is the expert's, as said."""
 
     def __init__(
-        self, expert: Policy, student: TokenPolicy, *, rewrite: Callable[[list[int]], list[int]] | None = None
+        self, expert: Policy, student: TokenPolicy, *, rename: Callable[[ChatMessage], ChatMessage] | None = None
     ) -> None:
         self.expert = expert
         self.student = student
-        self.rewrite = rewrite
+        self.rename = rename
 
     async def act(self, conversation: Sequence[ChatMessage], tools: list[dict[str, Any]]) -> PolicyTurn:
         turn = await self.expert.act(conversation, tools)
-        return await self.student.forced_turn(conversation, tools, turn.message, rewrite=self.rewrite)
+        if self.rename is None:
+            return await self.student.forced_turn(conversation, tools, turn.message)
+        renamed = [self.rename(message) for message in conversation]
+        forced = await self.student.forced_turn(renamed, tools, self.rename(turn.message))
+        return msgspec.structs.replace(forced, message=turn.message)

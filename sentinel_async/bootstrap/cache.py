@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import shutil
 import time
 from collections.abc import Sequence
@@ -212,6 +213,7 @@ def build(
         retail_entities,
     )
     from sentinel_async.bootstrap.model import build_model, parameter_count, save_model
+    from sentinel_async.bootstrap.names import SYNTHETIC_NAMES, draw_renaming, retail_name_pool, strip_names
     from sentinel_async.bootstrap.slots import RETAIL_SLOT_KEYS, SlotCopy, retail_listings, retail_slot_values
     from sentinel_async.bootstrap.tokenizer import render_ids, retail_corpus, save_tokenizer, train_tokenizer
     from sentinel_async.tools.retail import RetailDomain
@@ -233,8 +235,19 @@ def build(
     conversations = [view_tool_results(c, view) for c in demos.conversations]
     tools = domain.tool_schemas()
     entities = retail_entities(domain.db) if config.entity_tokens else {}
+    other_text = catalogue_text(domain)
+    corpus = retail_corpus(domain, (dialogue_text(c) for c in conversations))
+    slot_values = retail_slot_values(domain.db, addresses=config.copy_addresses)
+    if config.spell_names:
+        pool = retail_name_pool(domain.db, other_text, synthetic=SYNTHETIC_NAMES, seed=config.demos.seed)
+        corpus = strip_names(corpus, pool)
+        rng = random.Random(config.demos.seed)
+        conversations = [
+            draw_renaming(pool, rng).conversation(c) for c in conversations for _ in range(config.name_copies)
+        ]
+        slot_values["first_name"], slot_values["last_name"] = list(pool.first_targets), list(pool.last_targets)
     tokenizer = train_tokenizer(
-        retail_corpus(domain, (dialogue_text(c) for c in conversations)),
+        corpus,
         vocab_size=config.vocab_size,
         style=config.prompt_style,
         digit_group=config.digit_group,
@@ -253,7 +266,7 @@ def build(
     if config.sft.uses_slots:
         slots = SlotCopy(
             tokenizer,
-            retail_slot_values(domain.db, addresses=config.copy_addresses),
+            slot_values,
             [s.ids for s in samples],
             hard_slots=config.sft.slot_values_per_call,
             keys=RETAIL_SLOT_KEYS,
@@ -261,8 +274,7 @@ def build(
             recall_share=config.sft.slot_recall,
         )
     entity_groups = entity_token_groups(tokenizer, entities)
-    other_text = catalogue_text(domain)
-    if config.permute_names:
+    if config.permute_names and not config.spell_names:
         entity_groups += name_token_groups(tokenizer, domain.db, other_text)
     if config.copy_addresses:
         from sentinel_async.agents.proposer.generators import NEW_STREETS

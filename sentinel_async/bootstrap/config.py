@@ -22,7 +22,7 @@ FORMAT_VERSION = 5
 build's code, a changed default, a removed field. A new field whose default keeps the old computation needs no
 bump: a build recorded before the field existed is still found (`cache.find_equivalent`)."""
 
-Size = Literal["toy", "tiny", "small"]
+Size = Literal["toy", "tiny", "small", "tiny-names"]
 ToolViewName = Literal["raw", "lines"]
 
 
@@ -40,6 +40,13 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     permute_names: bool = False
     """Rename customers in every training sample at random (`entities.name_token_groups`), so a name can only
     be copied from what the customer said, never remembered from the training customers."""
+    spell_names: bool = False
+    """Names as copied text, not tokens (`sentinel_async.bootstrap.names`): the tokenizer is trained with every
+    customer name removed, so a name is several pieces shared with other words, and each demonstration is used
+    `name_copies` times, each renamed at random (as text) to names from the database and 500 made-up ones. Name
+    tokens are then not renamed by `permute_names`."""
+    name_copies: int = 3
+    """Renamed copies of each demonstration with `spell_names`."""
     copy_addresses: bool = False
     """Addresses as copied values: renamed per sample like names (`entities.address_token_groups`: street
     names, street types, city words, states) and drilled in the slot-copy exercises (`address1`, `city`,
@@ -114,6 +121,8 @@ NAMED: dict[str, BootstrapConfig] = {
         ),
     ),
 }
+NAMED["tiny-names"] = msgspec.structs.replace(NAMED["tiny"], size="tiny-names", spell_names=True)
+"""`tiny` with names as copied text (`spell_names`): an experiment, see the README's bootstrap section."""
 """The named configurations (`sentinel bootstrap --size`, `policy.size`)."""
 
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from sentinel_async.bootstrap.config import NAMED
+
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
@@ -13,7 +15,7 @@ def register(commands: Any) -> None:
         help="build the bootstrap policy (tokenizer, small model, SFT on scripted demonstrations), cached",
         description="Build the supervised bootstrap policy once; later calls reuse the cached result.",
     )
-    parser.add_argument("--size", choices=["toy", "tiny", "small"], default="tiny", help="model size (default: tiny)")
+    parser.add_argument("--size", choices=list(NAMED), default="tiny", help="model size (default: tiny)")
     parser.add_argument(
         "--steps",
         type=int,

@@ -17,6 +17,7 @@ import msgspec
 from sentinel_async.agents.episode import EpisodeOutcome
 from sentinel_async.agents.evaluation import EvalConfig, EvalResult, evaluate
 from sentinel_async.agents.rollout import PolicyFactory, UserFactory
+from sentinel_async.bootstrap.config import NAMED
 from sentinel_async.errors import SentinelError
 from sentinel_async.metrics import format_pass_k_table
 from sentinel_async.store import SQLiteEventStore
@@ -44,7 +45,7 @@ def register(commands: Any) -> None:
         help="expert: the scripted gold-action demonstrator; endpoint: an OpenAI-compatible model server; "
         "bootstrap: the local CPU policy (built and cached on first use), or a run's checkpoint of it",
     )
-    parser.add_argument("--size", choices=["toy", "tiny", "small"], default="tiny", help="bootstrap size")
+    parser.add_argument("--size", choices=list(NAMED), default="tiny", help="bootstrap size")
     parser.add_argument(
         "--build-seed", type=int, default=None, help="bootstrap policy: the build of `sentinel bootstrap --seed`"
     )

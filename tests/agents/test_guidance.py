@@ -172,17 +172,29 @@ async def test_a_rewrite_changes_the_recorded_ids_and_their_logprobs_but_not_the
         await policy.forced_turn(CONVERSATION, order_tools, CALL, rewrite=lambda ids: ids[1:])
 
 
-def test_a_seeded_renaming_renames_every_turn_of_an_episode_alike() -> None:
-    """A later turn's ids extend the earlier turn's, so its renaming must extend the earlier renaming: otherwise
-    every turn of a renamed guide would start a new training sample with another customer."""
-    from sentinel_async.bootstrap.entities import EntityPermuter
-    from sentinel_async.loop import seeded_renaming
+async def test_a_renamed_guide_records_another_customers_tokens_but_plays_the_experts_message(
+    tokenizer: Any, tiny_model: Any, order_tools: list[dict[str, Any]]
+) -> None:
+    from sentinel_async.agents.protocols import PolicyTurn
+    from sentinel_async.bootstrap.names import Renaming
 
-    permute = EntityPermuter([[101, 102, 103, 104, 105, 106], [201, 202, 203, 204]])
-    first = [1, 101, 2, 201, 3]
-    later = [*first, 4, 102, 101, 202, 5]
-    renamed_first, renamed_later = seeded_renaming(permute, 7, first), seeded_renaming(permute, 7, later)
-    assert renamed_later[: len(first)] == renamed_first
-    assert renamed_later[7] == renamed_first[1], "the same name is renamed the same way on a later turn"
-    assert len({renamed_later[1], renamed_later[6]}) == 2, "two customers stay two customers"
-    assert [seeded_renaming(permute, seed, later) for seed in range(5)] != [renamed_later] * 5
+    said = ChatMessage(role="assistant", content="Thank you, Mei Kovacs.")
+
+    class Expert:
+        async def act(self, conversation: Any, tools: Any) -> PolicyTurn:
+            return PolicyTurn(message=said)
+
+    renaming = Renaming({"Mei": "Noah", "Kovacs": "Brown"})
+    conversation = [*CONVERSATION, ChatMessage(role="user", content="I am Mei Kovacs.")]
+    policy = TokenPolicy(tokenizer, TransformersGenerator(tiny_model, num_threads=1))
+    turn = await GuidedPolicy(Expert(), policy, rename=renaming.message).act(conversation, order_tools)
+    expected = await policy.forced_turn(renaming.conversation(conversation), order_tools, renaming.message(said))
+    assert turn.message == said, "the episode goes on with what the expert said"
+    assert turn.tokens is not None
+    assert expected.tokens is not None
+    assert turn.tokens.prompt_ids == expected.tokens.prompt_ids
+    assert turn.tokens.sampled_ids == expected.tokens.sampled_ids
+    assert turn.tokens.logprobs == pytest.approx(expected.tokens.logprobs, abs=1e-5)
+    recorded = tokenizer.decode(turn.tokens.prompt_ids + turn.tokens.sampled_ids)
+    assert "Noah Brown" in recorded
+    assert "Mei" not in recorded

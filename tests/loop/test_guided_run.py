@@ -23,7 +23,7 @@ def test_each_group_learns_from_its_guide(tmp_path: Path) -> None:
         "rollout.tasks_per_round": 2,
         "rollout.group_size": 2,
         "rollout.expert_episodes": 1,
-        "rollout.rename_guides": "true",  # the path runs; the tiny vocabulary has few one-token names
+        "rollout.rename_guides": "true",  # the path runs: each guide's customer renamed as text
         "rollout.max_steps": 6,
         "rollout.concurrency": 3,
         "policy.max_new_tokens": 12,
