@@ -28,6 +28,14 @@ class TurnAccuracy(msgspec.Struct, frozen=True, kw_only=True):
     token_accuracy: float
     by_kind: dict[str, tuple[int, float]]
     """kind -> (turns, exact fraction)."""
+    missed: list[tuple[str, ...]] = []
+    """Per conversation, the kinds of the turns the model does not reproduce, in order."""
+
+    def calls_from_success(self) -> dict[int, int]:
+        """How many conversations miss 0, 1, 2, ... tool calls (messages, `say`, not counted): a conversation
+        that misses none is one the model could play through; one that misses one needs one more skill."""
+        counts = Counter(sum(kind != "say" for kind in kinds) for kinds in self.missed)
+        return dict(sorted(counts.items()))
 
     def format(self) -> str:
         kinds = ", ".join(f"{k} {acc:.2f} ({n})" for k, (n, acc) in sorted(self.by_kind.items()))
@@ -56,7 +64,9 @@ def turn_accuracy(
     right: Counter[str] = Counter()
     total: Counter[str] = Counter()
     tokens_right = tokens = 0
+    missed: list[tuple[str, ...]] = []
     for conversation in conversations:
+        wrong: list[str] = []
         turn_kinds = [_turn_kind(m) for m in conversation if m.role == "assistant"]
         samples = conversation_samples(tokenizer, view_tool_results(conversation, view.tool_view), tools, view.window)
         runs = [mask_runs(sample.mask) for sample in samples]  # the template renders one run per assistant message
@@ -72,12 +82,16 @@ def turn_accuracy(
                 turn_hits = [guess[i - 1] == sample.ids[i] for i in range(max(1, start), end)]
                 total[kind] += 1
                 right[kind] += all(turn_hits)
+                if not all(turn_hits):
+                    wrong.append(kind)
                 tokens_right += sum(turn_hits)
                 tokens += len(turn_hits)
+        missed.append(tuple(wrong))
     turns = sum(total.values())
     return TurnAccuracy(
         turns=turns,
         exact=sum(right.values()) / turns if turns else 0.0,
         token_accuracy=tokens_right / tokens if tokens else 0.0,
         by_kind={k: (n, right[k] / n) for k, n in total.items()},
+        missed=missed,
     )

@@ -703,6 +703,9 @@ async def test_turn_accuracy_counts_every_turn_with_or_without_a_window(built: B
     assert whole.turns == windowed.turns == turns
     assert {k: n for k, (n, _) in whole.by_kind.items()} == {k: n for k, (n, _) in windowed.by_kind.items()}
     assert 0.0 <= windowed.exact <= 1.0
+    assert len(windowed.missed) == len(demos.conversations)
+    assert sum(map(len, windowed.missed)) == round(turns * (1 - windowed.exact))
+    assert sum(windowed.calls_from_success().values()) == len(demos.conversations)
 
 
 def test_a_build_can_copy_addresses(tmp_path: Path) -> None:

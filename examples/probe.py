@@ -1,0 +1,64 @@
+"""What a bootstrap policy (and any checkpoint of a run) has learnt, teacher-forced, before an episode is played.
+
+The dialogue expert plays every task of a split once with the scripted user; the model then reads each
+conversation on the prompts it is shown and counts an assistant turn right when its greedy choice matches every
+token (`sentinel_async.bootstrap.probe`). Printed per model: exact turns by kind, and how many conversations miss
+0, 1, 2, ... tool calls: a task that misses one call is one skill away from being solved.
+
+    python examples/probe.py                                  # the default bootstrap on the test split
+    python examples/probe.py --size tiny-names --per-task     # another build, with each task's missed calls
+    python examples/probe.py runs/exp/sentinel-s0/checkpoints/v30   # the bootstrap and a run's checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoints", nargs="*", type=Path, help="model folders to probe besides the bootstrap")
+    parser.add_argument("--size", default="tiny", help="bootstrap size (tokenizer and prompt view)")
+    parser.add_argument("--build-seed", type=int, default=None)
+    parser.add_argument("--build-steps", type=int, default=None)
+    parser.add_argument("--split", default="test", choices=["train", "test"])
+    parser.add_argument("--per-task", action="store_true", help="print each task's missed turns")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sentinel_async.bootstrap.demos import DemoConfig, generate_demos
+    from sentinel_async.bootstrap.probe import turn_accuracy
+    from sentinel_async.policies import load_policy
+    from sentinel_async.run_config import PolicyConfig
+    from sentinel_async.tools.retail import RetailDomain
+
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    config = PolicyConfig(size=args.size, build_seed=args.build_seed, build_steps=args.build_steps)
+    loaded = load_policy(config, seed=0)
+    domain = RetailDomain()
+    demo_config = DemoConfig(split=args.split, episodes_per_task=1, intent_weights={}, seed=1)
+    demos = asyncio.run(generate_demos(domain, demo_config))
+    models = {f"bootstrap ({args.size})": loaded.train_model}
+    models.update({str(path): AutoModelForCausalLM.from_pretrained(str(path)) for path in args.checkpoints})
+    tools = domain.tool_schemas()
+    for name, model in models.items():
+        model.eval()
+        accuracy = turn_accuracy(model, loaded.tokenizer, demos.conversations, tools, loaded.policy.view)
+        print(f"== {name}\n{accuracy.format()}")
+        print("conversations by tool calls missed:", accuracy.calls_from_success())
+        if args.per_task:
+            for task_id, kinds in sorted(zip(demos.task_ids, accuracy.missed, strict=True), key=lambda t: len(t[1])):
+                calls = [kind for kind in kinds if kind != "say"]
+                print(f"  task {task_id}: {len(calls)} calls missed {', '.join(calls)} ({len(kinds) - len(calls)} say)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
