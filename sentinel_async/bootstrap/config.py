@@ -121,9 +121,9 @@ NAMED: dict[str, BootstrapConfig] = {
         ),
     ),
 }
-NAMED["tiny-names"] = msgspec.structs.replace(NAMED["tiny"], size="tiny-names", spell_names=True)
-"""`tiny` with names as copied text (`spell_names`): an experiment, see the README's bootstrap section."""
 """The named configurations (`sentinel bootstrap --size`, `policy.size`)."""
+NAMED["tiny-names"] = msgspec.structs.replace(NAMED["tiny"], size="tiny-names", spell_names=True)
+"""`tiny` with names as copied text (`spell_names`; see the README's bootstrap section)."""
 
 
 def bootstrap_config(
