@@ -213,7 +213,7 @@ def build(
         retail_entities,
     )
     from sentinel_async.bootstrap.model import build_model, parameter_count, save_model
-    from sentinel_async.bootstrap.names import SYNTHETIC_NAMES, draw_renaming, retail_name_pool, strip_names
+    from sentinel_async.bootstrap.names import draw_renaming, retail_name_pool, strip_names
     from sentinel_async.bootstrap.slots import RETAIL_SLOT_KEYS, SlotCopy, retail_listings, retail_slot_values
     from sentinel_async.bootstrap.tokenizer import render_ids, retail_corpus, save_tokenizer, train_tokenizer
     from sentinel_async.tools.retail import RetailDomain
@@ -239,7 +239,7 @@ def build(
     corpus = retail_corpus(domain, (dialogue_text(c) for c in conversations))
     slot_values = retail_slot_values(domain.db, addresses=config.copy_addresses)
     if config.spell_names:
-        pool = retail_name_pool(domain.db, other_text, synthetic=SYNTHETIC_NAMES, seed=config.demos.seed)
+        pool = retail_name_pool(domain.db, other_text, synthetic=config.made_up_names, seed=config.demos.seed)
         corpus = strip_names(corpus, pool)
         rng = random.Random(config.demos.seed)
         conversations = [

@@ -8,7 +8,7 @@ the default build, the name tokens of guide lookups sit at log-probs of -2 to -4
 and 0 of 35 test name-and-zip lookups are right, while a ten-digit id, ten common tokens, is copied. The same held
 for ids as single tokens (`entities`: the right kind of id, never the right one). With `spell_names` the
 tokenizer is trained on text with every name removed, so a name is written with pieces shared by other words, and
-each demonstration is renamed as text (`Renaming`) to names drawn from a larger pool (the database's and
+each demonstration is renamed as text (`Renaming`) to other names of the database (optionally also
 `synthetic_names`), so a name can only be copied, piece by piece, the way ids are.
 """
 
@@ -22,9 +22,6 @@ from typing import Any
 import msgspec
 
 from sentinel_async.messages import ChatMessage, ToolCall
-
-SYNTHETIC_NAMES = 500
-"""Made-up names per part (first, last) that `spell_names` builds rename customers to, besides the database's."""
 
 _ONSETS = ("b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh", "br", "tr")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ei", "ou")
