@@ -47,10 +47,10 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     Name tokens are then not renamed by `permute_names`."""
     name_copies: int = 3
     """Renamed copies of each demonstration with `spell_names`."""
-    made_up_names: int = 0
+    made_up_names: int = 500
     """With `spell_names`, also rename customers to this many made-up names per part (`names.synthetic_names`),
     in the demonstrations and the slot-copy exercises. Measured at 500: the model copies a name's first piece and
-    then writes a made-up-sounding rest ("Kova" for Kovacs), name + zip 0/35."""
+    then writes a made-up-sounding rest ("Kova" for Kovacs), name + zip 0/35; `tiny-names` uses 0."""
     copy_addresses: bool = False
     """Addresses as copied values: renamed per sample like names (`entities.address_token_groups`: street
     names, street types, city words, states) and drilled in the slot-copy exercises (`address1`, `city`,
@@ -126,7 +126,7 @@ NAMED: dict[str, BootstrapConfig] = {
     ),
 }
 """The named configurations (`sentinel bootstrap --size`, `policy.size`)."""
-NAMED["tiny-names"] = msgspec.structs.replace(NAMED["tiny"], size="tiny-names", spell_names=True)
+NAMED["tiny-names"] = msgspec.structs.replace(NAMED["tiny"], size="tiny-names", spell_names=True, made_up_names=0)
 """`tiny` with names as copied text (`spell_names`; see the README's bootstrap section)."""
 
 
