@@ -14,6 +14,7 @@ each demonstration is renamed as text (`Renaming`) to other names of the databas
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -79,8 +80,14 @@ def retail_name_pool(db: Any, catalogue: str = "", *, synthetic: int = 0, seed: 
 
 
 def _word_pattern(words: Iterable[str]) -> re.Pattern[str]:
-    """Any of `words` not inside a longer word (digits and punctuation around it are fine: `mei.kovacs1234`)."""
-    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+    """Any of `words` not inside a longer word (digits and punctuation around it are fine: `mei.kovacs1234`).
+    Every renaming drawn from one pool maps the same names, so the pattern is compiled once per set of words."""
+    return _compiled_pattern(frozenset(words))
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_pattern(words: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(word) for word in sorted(words, key=lambda w: (-len(w), w)))
     return re.compile(rf"(?<![A-Za-z])(?:{alternatives})(?![A-Za-z])")
 
 
