@@ -172,6 +172,55 @@ def test_wrong_payment(domain: RetailDomain, tasks: dict[str, TaskSpec]) -> None
     assert diagnosis.category == C.WRONG_PAYMENT
 
 
+def test_a_declined_confirmation_with_a_wrong_value_is_the_deviation(
+    domain: RetailDomain, tasks: dict[str, TaskSpec]
+) -> None:
+    """A small policy's usual late failure: the refund confirmed to the right digits under the wrong kind of
+    payment method, the customer declines, the write never happens. The diagnosis is the proposal, not a
+    missing write, and it names the tool, so the Proposer aims at the right request."""
+    task = tasks["5"]  # return one item of #W6390527, refund to paypal_7644869
+    i = write_index(task, domain)
+    proposal = (
+        "I will return items 8538875209 of delivered order #W6390527, refund to credit_card_7644869. "
+        "Do you confirm (yes/no)?"
+    )
+    steps = gold_steps(
+        task,
+        domain,
+        replace={
+            i: [
+                ("say", proposal),
+                ("user", "No, the refund should go to my PayPal account (paypal_7644869)."),
+                ("say", proposal),
+                ("user", "No. Forget it. ###STOP###"),
+            ]
+        },
+        stop=False,
+    )
+    diagnosis = diagnose(domain, task, play(domain, task, steps))
+    assert diagnosis.category == C.WRONG_PAYMENT
+    first = diagnosis.evidence[0]
+    assert (first.expected or "").startswith("return_delivered_order_items(")
+    assert 'payment_method_id="credit_card_7644869"' in (first.actual or "")
+    assert subkey_of(diagnosis.evidence) == "return_delivered_order_items"
+    assert first.turn == min(e.turn for e in diagnosis.evidence)
+
+
+def test_a_declined_confirmation_naming_the_gold_values_is_no_deviation(
+    domain: RetailDomain, tasks: dict[str, TaskSpec]
+) -> None:
+    """The customer may decline a right proposal (and end): that is not read as a wrong value."""
+    task = tasks["5"]
+    i = write_index(task, domain)
+    proposal = (
+        "I will return items 8538875209 of delivered order #W6390527, refund to paypal_7644869. "
+        "Do you confirm (yes/no)?"
+    )
+    steps = gold_steps(task, domain, replace={i: [("say", proposal), ("user", "No. ###STOP###")]}, stop=False)
+    diagnosis = diagnose(domain, task, play(domain, task, steps))
+    assert diagnosis.category not in (C.WRONG_PAYMENT, C.WRONG_ITEM, C.WRONG_ORDER)
+
+
 def test_wrong_action_return_instead_of_exchange(domain: RetailDomain, tasks: dict[str, TaskSpec]) -> None:
     task = tasks["6"]  # exchange an item of #W6390527
     i = write_index(task, domain)

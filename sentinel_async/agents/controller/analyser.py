@@ -8,10 +8,11 @@ How a failed episode is classified (first rule that fires):
    item / order / payment / reason / address / argument, missing items, item sequence, wrong tool, extra
    write); and, when gold writes never happened, what explains it: a refused write (`policy_violation` with
    the broken rule, checked on the replayed database, or the argument that differs), an unrecovered malformed
-   call (`protocol_error`), a write without a yes (`no_confirmation`), a yes answered in text without the
-   write (`missing_write`), a transfer the gold does not make (`premature_transfer`), no authentication at
-   all (`missing_authentication`), the end (`max_steps`, `too_many_errors`, `premature_stop`). The earliest
-   candidate wins (ties: in that order). Write candidates are skipped when the reward says the DB matched.
+   call (`protocol_error`), a declined confirmation request that proposed the write with another value
+   (`wrong_payment`, `wrong_item`, ... as for an executed write; `proposals`), a write without a yes
+   (`no_confirmation`), a yes answered in text without the write (`missing_write`), a transfer the gold does
+   not make (`premature_transfer`), no authentication at all (`missing_authentication`), the end
+   (`max_steps`, `too_many_errors`, `premature_stop`). The earliest candidate wins (ties: in that order). Write candidates are skipped when the reward says the DB matched.
 3. Otherwise: unexplained missing writes (`missing_lookup` when gold lookups were skipped, else
    `missing_write`), a non-scoring end, a refused write, unstated `communicate_info` (`missing_lookup` or
    `wrong_information`), a missing transfer, then any violation found (`no_confirmation`,
@@ -33,7 +34,8 @@ from sentinel_async.agents.controller.alignment import align_writes, classify_ar
 from sentinel_async.agents.controller.categories import FailureCategory
 from sentinel_async.agents.controller.findings import Facts, Finding, decide, deviation, finding, protocol, unconfirmed
 from sentinel_async.agents.controller.policy_checks import PreconditionCheck, retail_precondition
-from sentinel_async.agents.controller.trajectory import FATAL_PROBLEMS, CallRecord, parse_trajectory
+from sentinel_async.agents.controller.proposals import proposed_write
+from sentinel_async.agents.controller.trajectory import FATAL_PROBLEMS, CallRecord, DeclinedRequest, parse_trajectory
 from sentinel_async.agents.controller.trajectory import render_call as render
 from sentinel_async.events import EpisodeFinished, Evidence, FailureDiagnosed
 from sentinel_async.messages import ChatMessage, ToolCall
@@ -187,6 +189,7 @@ class DeterministicAnalyser:
             deviations=deviations,
             missing=alignment.missing,
             refused=self._refused_writes(calls, alignment.missing or gold.writes, domain, is_write),
+            proposals=self._declined_proposals(trajectory.declined, alignment.missing, domain),
             protocol=[protocol(c) for c in calls if c.problem in FATAL_PROBLEMS and not _recovered(c, calls)],
             unconfirmed=[unconfirmed(c) for c in ok_writes if not c.confirmed],
             unauthenticated=unauthenticated,
@@ -229,6 +232,25 @@ class DeterministicAnalyser:
             findings.append(
                 finding(FailureCategory.POLICY_VIOLATION, record.turn, "refused", summary, expected, outcome)
             )
+        return findings
+
+    def _declined_proposals(
+        self, declined: list[DeclinedRequest], missing: list[ToolCall], domain: Domain
+    ) -> list[Finding]:
+        """Declined confirmation requests that proposed a missing gold write with other values (`proposals`)."""
+        findings: list[Finding] = []
+        for request in declined:
+            for gold in missing:
+                proposed = proposed_write(request.agent_text, gold)
+                if proposed is None:
+                    continue
+                diff = classify_arguments(gold.name, gold.arguments, proposed.arguments, self._describer(domain))
+                if diff is None:
+                    continue
+                summary = f"{gold.name} proposed at turn {request.turn} and declined: {diff.detail}"
+                actual = f"proposed {render(proposed)}; the user answered {request.user_text[:120]!r}"
+                findings.append(finding(diff.category, request.turn, "proposal", summary, render(gold), actual))
+                break
         return findings
 
     def _replay_rules(self, calls: list[CallRecord], domain: Domain, is_write: Callable[[str], bool]) -> dict[int, str]:

@@ -14,7 +14,9 @@ from sentinel_async.messages import ToolCall
 C = FailureCategory
 _RANK = {
     kind: rank
-    for rank, kind in enumerate(["write", "refused", "protocol", "confirm", "skipped", "transfer", "auth", "end"])
+    for rank, kind in enumerate(
+        ["write", "refused", "proposal", "protocol", "confirm", "skipped", "transfer", "auth", "end"]
+    )
 }
 
 
@@ -42,6 +44,8 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
     deviations: list[Finding]
     missing: list[ToolCall]
     refused: list[Finding]
+    proposals: list[Finding]
+    """Confirmation requests the user declined whose proposed write differs from a missing gold write."""
     protocol: list[Finding]
     unconfirmed: list[Finding]
     unauthenticated: list[Finding]
@@ -140,7 +144,14 @@ def decide(facts: Facts) -> list[Finding]:
     if facts.missing:
         candidates += _explanations(facts, end)
     primary = min(candidates, key=lambda f: (f.turn, _RANK[f.kind])) if candidates else _fallback(facts, end)
-    secondary = [*facts.deviations, *facts.refused, *facts.protocol, *facts.unconfirmed, *facts.unauthenticated]
+    secondary = [
+        *facts.deviations,
+        *facts.refused,
+        *facts.proposals,
+        *facts.protocol,
+        *facts.unconfirmed,
+        *facts.unauthenticated,
+    ]
     secondary += [lookup(r, end) for r in facts.skipped_reads[:2]]
     secondary += [info(text, end, facts.trajectory) for text in facts.missing_info]
     secondary += [style(issue) for issue in facts.trajectory.style_issues]
@@ -150,7 +161,7 @@ def decide(facts: Facts) -> list[Finding]:
 def _explanations(facts: Facts, end: int) -> list[Finding]:
     """What can explain gold writes that never happened, each at its turn."""
     first = render(facts.missing[0])
-    found = [*facts.refused, *facts.protocol, *facts.unconfirmed]
+    found = [*facts.refused, *facts.proposals, *facts.protocol, *facts.unconfirmed]
     for skip in facts.trajectory.skipped_writes:
         name = facts.missing[0].name
         summary = f"the user said yes at turn {skip.turn}, the agent answered in text and never called {name}"

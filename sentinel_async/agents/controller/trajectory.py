@@ -76,12 +76,21 @@ class SkippedWrite(msgspec.Struct, frozen=True, kw_only=True):
     agent_text: str
 
 
+class DeclinedRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The agent asked to confirm something and the user's answer was not an explicit yes."""
+
+    turn: int
+    agent_text: str
+    user_text: str
+
+
 class Trajectory(msgspec.Struct, frozen=True, kw_only=True):
     """The parsed trajectory."""
 
     calls: list[CallRecord]
     style_issues: list[StyleIssue]
     skipped_writes: list[SkippedWrite]
+    declined: list[DeclinedRequest]
     assistant_texts: list[tuple[int, str]]
     last_turn: int
 
@@ -132,6 +141,8 @@ def parse_trajectory(
     style: list[StyleIssue] = []
     skipped: list[SkippedWrite] = []
     texts: list[tuple[int, str]] = []
+    declined: list[DeclinedRequest] = []
+    question: tuple[int, str] | None = None  # the agent's last message, while it asks to confirm, unanswered
     yes_pending = False  # an explicit yes not yet used by a write
     awaiting_write: tuple[str, str] | None = None  # (question, yes) after a confirmation request was answered yes
     last_assistant_text = ""
@@ -140,6 +151,9 @@ def parse_trajectory(
         turn = turn_of[index]
         if message.role == "user":
             last_user_text = message.content
+            if question is not None and not is_explicit_yes(message.content):
+                declined.append(DeclinedRequest(turn=question[0], agent_text=question[1], user_text=message.content))
+            question = None
             # A yes counts only as the answer to a confirmation request.
             yes_pending = is_explicit_yes(message.content) and asks_confirmation(last_assistant_text)
             awaiting_write = (last_assistant_text, message.content) if yes_pending else None
@@ -154,9 +168,11 @@ def parse_trajectory(
             style.append(
                 StyleIssue(kind="several_calls", turn=turn, detail=f"{len(message.tool_calls)} calls: {names}")
             )
+        question = None
         if message.content.strip() and not message.tool_calls:
             texts.append((turn, message.content))
             last_assistant_text = message.content
+            question = (turn, message.content) if asks_confirmation(message.content) else None
             if awaiting_write is not None:
                 skipped.append(SkippedWrite(turn=turn, user_text=awaiting_write[1], agent_text=message.content))
                 awaiting_write = None
@@ -182,5 +198,10 @@ def parse_trajectory(
                 awaiting_write = None
     last_turn = turn_of[-1] if turn_of else 0
     return Trajectory(
-        calls=calls, style_issues=style, skipped_writes=skipped, assistant_texts=texts, last_turn=last_turn
+        calls=calls,
+        style_issues=style,
+        skipped_writes=skipped,
+        declined=declined,
+        assistant_texts=texts,
+        last_turn=last_turn,
     )
