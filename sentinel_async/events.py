@@ -179,6 +179,9 @@ class FailurePattern(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     count: int
     status: Literal["new", "persistent", "resolved"] = "new"
     episode_ids: list[str] = msgspec.field(default_factory=list)
+    subkey: str | None = None
+    """What the category is about, where it is split: the tool (a write, or a lookup never made) or the
+    protocol problem, as in `pattern_id`'s `category:subkey` (None in logs written before the field)."""
 
 
 class FailurePatternsUpdated(EventBase, frozen=True, kw_only=True):

@@ -17,6 +17,19 @@ def test_keys_by_category_and_tool() -> None:
         "wrong_item:modify_pending_order_items"
     )
     assert pattern_of(diagnosed("e", "wrong_information", "get_order_details"))[0] == "wrong_information"
+    # a product never looked up and an order never looked up are different skills
+    assert pattern_of(diagnosed("e", "missing_lookup", "get_product_details"))[0] == (
+        "missing_lookup:get_product_details"
+    )
+
+
+def test_patterns_carry_their_subkey_for_the_proposer() -> None:
+    tracker = PatternTracker()
+    tracker.observe(diagnosed("e1", "missing_write", "return_delivered_order_items"))
+    tracker.observe(diagnosed("e2", "missing_authentication"))
+    by_id = {p.pattern_id: p for p in tracker.close_round()}
+    assert by_id["missing_write:return_delivered_order_items"].subkey == "return_delivered_order_items"
+    assert by_id["missing_authentication"].subkey is None
 
 
 def test_history_new_persistent_resolved() -> None:

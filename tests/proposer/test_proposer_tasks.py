@@ -287,3 +287,30 @@ def test_plain_difficulty_keeps_the_first_request_and_the_authentication_and_dro
     made = accepted(engine.propose(wrong_item, 4, random.Random(1)))
     assert made, "plain targeted tasks are generated and verified"
     assert all(c.recipe.endswith("-plain") and len(c.kinds) == 1 for c in made)
+
+
+def test_a_pattern_naming_a_tool_gets_tasks_aimed_at_that_request(domain: RetailDomain) -> None:
+    """A failed return gets return tasks, a product never looked up gets item swaps, not the whole family."""
+    rng = random.Random(0)
+    returns = [recipe_for("missing_write", rng, tool="return_delivered_order_items") for _ in range(30)]
+    assert {r.kinds[0] for r in returns} == {"return"}
+    family_wide = {recipe_for("missing_write", rng).kinds[0] for _ in range(60)}
+    assert family_wide != {"return"}, "without a tool the family's recipes are all used"
+    swaps = {recipe_for("missing_lookup", rng, tool="get_product_details").kinds for _ in range(30)}
+    assert swaps == {("exchange",), ("modify_items",)}
+    payments = {recipe_for("wrong_payment", rng, tool="return_delivered_order_items").label for _ in range(30)}
+    assert payments == {"gift-card-return"}
+    assert {recipe_for("protocol_error", rng, tool="unknown_tool").label for _ in range(60)} == {
+        r.label for r in TARGETED["protocol_error"]
+    }
+    engine = ProposalEngine(domain, ProposerConfig())
+    pattern = FailurePattern(
+        pattern_id="missing_write:cancel_pending_order",
+        category="missing_write",
+        description="cancellations never made",
+        count=3,
+        subkey="cancel_pending_order",
+    )
+    made = accepted(engine.propose(pattern, 4, random.Random(2)))
+    assert made, "aimed tasks are generated and verified"
+    assert all(c.kinds[0] == "cancel" for c in made)

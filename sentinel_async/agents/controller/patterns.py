@@ -1,7 +1,8 @@
 """Recurring failure patterns across episodes, with a history over rounds (new, persistent, resolved).
 
-A pattern is keyed by category and, for write and protocol categories, a sub-key (the tool, or the protocol
-problem) read from the diagnosis' first evidence (`subkey_of`). A round closes every time the Controller emits
+A pattern is keyed by category and, for write, lookup and protocol categories, a sub-key (the tool, or the
+protocol problem) read from the diagnosis' first evidence (`subkey_of`), which the Proposer uses to aim its
+recipes (`targets.recipe_for`). A round closes every time the Controller emits
 `FailurePatternsUpdated`. Status after a round: `new` when seen this round but not the one before, `persistent`
 when seen in both, `resolved` once not seen for `resolve_after` rounds in a row (earlier status kept until then).
 
@@ -41,9 +42,14 @@ KEYED_CATEGORIES: frozenset[str] = frozenset(
         FailureCategory.POLICY_VIOLATION,
         FailureCategory.PROTOCOL_ERROR,
         FailureCategory.PREMATURE_STOP,
+        FailureCategory.MISSING_LOOKUP,
+        FailureCategory.MAX_STEPS,
+        FailureCategory.TOO_MANY_ERRORS,
     )
 )
-"""Categories split by sub-key (tool or protocol problem); the others are one pattern each."""
+"""Categories split by sub-key (the tool, or the protocol problem); the others are one pattern each. A lookup
+never made is keyed by its tool (a product lookup and an order lookup are different skills), and a run that
+hit the step or error limit by the gold write it never made, when the evidence names one."""
 
 
 def pattern_id(category: str, subkey: str | None) -> str:
@@ -122,6 +128,7 @@ class PatternTracker:
                 count=state.count,
                 status=state.status,
                 episode_ids=list(state.episode_ids),
+                subkey=state.subkey,
             )
             for pid, state in ordered
         ]

@@ -97,11 +97,13 @@ class ProposalEngine:
         self, pattern: FailurePattern | None, n: int, rng: random.Random, *, remember: bool = True
     ) -> list[Candidate]:
         """`n` candidates for a pattern (None: untargeted `general` ones), each accepted or rejected."""
-        category = pattern.category if pattern is not None and self.config.mode == "targeted" else None
+        targeted = pattern is not None and self.config.mode == "targeted"
+        category = pattern.category if targeted and pattern is not None else None
+        tool = pattern.subkey if targeted and pattern is not None else None
         batch: set[str] = set()
         out = []
         for _ in range(n):
-            candidate = self._one(category, pattern, rng, batch)
+            candidate = self._one(category, tool, pattern, rng, batch)
             if candidate.accepted and candidate.signature is not None:
                 batch.add(candidate.signature)
             out.append(candidate)
@@ -110,10 +112,15 @@ class ProposalEngine:
         return out
 
     def _one(
-        self, category: str | None, pattern: FailurePattern | None, rng: random.Random, batch: set[str]
+        self,
+        category: str | None,
+        tool: str | None,
+        pattern: FailurePattern | None,
+        rng: random.Random,
+        batch: set[str],
     ) -> Candidate:
         started = time.perf_counter()
-        recipe = recipe_for(category, rng, self.config.difficulty)
+        recipe = recipe_for(category, rng, self.config.difficulty, tool)
         candidate_id = f"cand-{rng.getrandbits(48):012x}"
         base = Candidate(candidate_id=candidate_id, recipe=recipe.label, kinds=recipe.kinds, category=category)
 

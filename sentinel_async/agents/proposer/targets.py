@@ -3,7 +3,8 @@
 The Controller's categories (`FailureCategory` values) are matched by their string values, normalised (lower
 case, runs of other characters as "_"), then by keywords, so "wrong item/variant", "wrong_item_or_variant" and
 "WRONG_VARIANT" all reach the same recipes. An unknown category (e.g. "system_error", "unknown") falls back to
-the general recipes.
+the general recipes. Where the pattern names a tool (`FailurePattern.subkey`), the family's recipes are narrowed
+to the ones aimed at it (`focus`): a failed return gets return tasks, a product never looked up gets item swaps.
 """
 
 from __future__ import annotations
@@ -110,6 +111,47 @@ TARGETED: dict[str, tuple[Recipe, ...]] = {
     ),
 }
 
+TOOL_KINDS: dict[str, tuple[DraftKind, ...]] = {
+    "cancel_pending_order": ("cancel",),
+    "modify_pending_order_address": ("modify_address",),
+    "modify_pending_order_items": ("modify_items",),
+    "modify_pending_order_payment": ("modify_payment",),
+    "modify_user_address": ("modify_user_address",),
+    "return_delivered_order_items": ("return",),
+    "exchange_delivered_order_items": ("exchange",),
+    "transfer_to_human_agents": ("transfer",),
+}
+"""The request a write tool fulfils: a pattern keyed by a write (`FailurePattern.subkey`) is aimed at tasks
+whose first request is that one."""
+
+TOOL_RECIPES: dict[tuple[str, str], tuple[Recipe, ...]] = {
+    # A product never looked up: swaps of one item, which need the product's variants and nothing else.
+    ("missing_lookup", "get_product_details"): (
+        Recipe(label="product-lookup-exchange", kinds=("exchange",), targeting=T(items=1)),
+        Recipe(label="product-lookup-modify", kinds=("modify_items",), targeting=T(items=1)),
+    ),
+}
+"""Recipes for a (family, tool) pair that its family's recipes do not aim at."""
+
+
+def focus(fam: str, tool: str | None) -> tuple[Recipe, ...]:
+    """The recipes of family `fam` aimed at `tool` (a pattern's sub-key): the pair's own (`TOOL_RECIPES`), else
+    the family's recipes whose first request is the one the tool fulfils (`TOOL_KINDS`), else that request
+    alone, unstressed; the whole family when the tool names no request (a protocol problem, a lookup)."""
+    if tool is None:
+        return TARGETED[fam]
+    own = TOOL_RECIPES.get((fam, tool))
+    if own is not None:
+        return own
+    kinds = TOOL_KINDS.get(tool)
+    if kinds is None:
+        return TARGETED[fam]
+    aimed = tuple(r for r in TARGETED[fam] if r.kinds[0] in kinds)
+    if aimed:
+        return aimed
+    return tuple(Recipe(label=f"{fam.replace('_', '-')}-{kind.replace('_', '-')}", kinds=(kind,)) for kind in kinds)
+
+
 # Keywords (in the normalised category) -> recipe family; the first match wins.
 _KEYWORDS: tuple[tuple[str, str], ...] = (
     ("auth", "missing_authentication"),
@@ -188,11 +230,13 @@ def plain(recipe: Recipe) -> Recipe:
     return Recipe(label=f"{recipe.label}-plain", kinds=recipe.kinds[:1], targeting=targeting)
 
 
-def recipe_for(category: str | None, rng: random.Random, difficulty: Difficulty = "stress") -> Recipe:
-    """A recipe for one candidate: a targeted one for a known category (`plain` ones at that `difficulty`),
-    else a general one."""
+def recipe_for(
+    category: str | None, rng: random.Random, difficulty: Difficulty = "stress", tool: str | None = None
+) -> Recipe:
+    """A recipe for one candidate: a targeted one for a known category, aimed at `tool` when the pattern names
+    one (`focus`; `plain` ones at that `difficulty`), else a general one."""
     fam = family(category) if category else None
     if fam is None:
         return general_recipe(rng)
-    recipe = rng.choice(TARGETED[fam])
+    recipe = rng.choice(focus(fam, tool))
     return plain(recipe) if difficulty == "plain" else recipe
