@@ -279,7 +279,7 @@ def test_plain_difficulty_keeps_the_first_request_and_the_authentication_and_dro
             assert recipe.label.endswith("-plain")
             targeting = recipe.targeting
             assert (targeting.similar, targeting.unknown_order, targeting.items) == (False, False, 0)
-            assert (targeting.conditional_confirmation, targeting.gift_card) == (False, False)
+            assert (targeting.conditional_confirmation, targeting.gift_card, targeting.paypal) == (False, False, False)
     auth = [recipe_for("missing_authentication", rng, "plain") for _ in range(50)]
     assert {r.targeting.auth for r in auth} == {"name_zip", "any"}, "the way the customer authenticates stays"
     engine = ProposalEngine(domain, ProposerConfig(difficulty="plain"))
@@ -299,7 +299,7 @@ def test_a_pattern_naming_a_tool_gets_tasks_aimed_at_that_request(domain: Retail
     swaps = {recipe_for("missing_lookup", rng, tool="get_product_details").kinds for _ in range(30)}
     assert swaps == {("exchange",), ("modify_items",)}
     payments = {recipe_for("wrong_payment", rng, tool="return_delivered_order_items").label for _ in range(30)}
-    assert payments == {"gift-card-return"}
+    assert payments == {"gift-card-return", "paypal-return"}
     assert {recipe_for("protocol_error", rng, tool="unknown_tool").label for _ in range(60)} == {
         r.label for r in TARGETED["protocol_error"]
     }
@@ -314,3 +314,17 @@ def test_a_pattern_naming_a_tool_gets_tasks_aimed_at_that_request(domain: Retail
     made = accepted(engine.propose(pattern, 4, random.Random(2)))
     assert made, "aimed tasks are generated and verified"
     assert all(c.kinds[0] == "cancel" for c in made)
+
+
+@pytest.mark.parametrize("kind", ["return", "exchange", "modify_items"])
+def test_paypal_targeting_pays_and_refunds_through_paypal(
+    domain: RetailDomain, engine: ProposalEngine, kind: str
+) -> None:
+    """Wrong payments are stressed with every kind of method: a PayPal recipe's write names a PayPal account."""
+    recipe = Recipe(label=f"paypal-{kind}", kinds=(kind,), targeting=Targeting(paypal=True))  # type: ignore[arg-type]
+    drafts = [generate(domain, engine.pool, recipe, random.Random(seed)) for seed in range(6)]
+    made = [d for d in drafts if d is not None]
+    assert made, f"some users fit {recipe.label}"
+    for draft in made:
+        write = next(a for a in draft.actions if "payment_method_id" in a.arguments)
+        assert str(write.arguments["payment_method_id"]).startswith("paypal_")

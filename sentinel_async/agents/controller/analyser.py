@@ -12,7 +12,8 @@ How a failed episode is classified (first rule that fires):
    (`wrong_payment`, `wrong_item`, ... as for an executed write; `proposals`), a write without a yes
    (`no_confirmation`), a yes answered in text without the write (`missing_write`), a transfer the gold does
    not make (`premature_transfer`), no authentication at all (`missing_authentication`), the end
-   (`max_steps`, `too_many_errors`, `premature_stop`). The earliest candidate wins (ties: in that order). Write candidates are skipped when the reward says the DB matched.
+   (`max_steps`, `too_many_errors`, `premature_stop`). The earliest candidate wins (ties: in that order).
+   Write candidates are skipped when the reward says the DB matched.
 3. Otherwise: unexplained missing writes (`missing_lookup` when gold lookups were skipped, else
    `missing_write`), a non-scoring end, a refused write, unstated `communicate_info` (`missing_lookup` or
    `wrong_information`), a missing transfer, then any violation found (`no_confirmation`,

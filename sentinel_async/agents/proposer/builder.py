@@ -42,6 +42,7 @@ class Targeting(msgspec.Struct, frozen=True, kw_only=True):
     give_user_id: bool = False  # the customer offers its user id (authentication must still happen)
     conditional_confirmation: bool = False  # the request is phrased conditionally; a yes comes only later
     gift_card: bool = False  # refunds and payments go through a gift card
+    paypal: bool = False  # refunds and payments go through a PayPal account (returns: of orders paid with one)
     unknown_order: bool = False  # the customer does not know the order id: the agent must look through orders
     auth: Literal["email", "name_zip", "any"] = "any"
 
@@ -161,6 +162,9 @@ class GoldBuilder:
 
     def is_gift_card(self, payment_method_id: str) -> bool:
         return payment_method_id.startswith("gift_card")
+
+    def is_paypal(self, payment_method_id: str) -> bool:
+        return payment_method_id.startswith("paypal")
 
     def user_key(self, *payment_ids: str) -> set[TableKey]:
         """The user record, when a gift card's balance moves."""

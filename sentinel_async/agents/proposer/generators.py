@@ -87,11 +87,14 @@ def _swap(b: GoldBuilder, kind: Literal["modify_items", "exchange"]) -> None:
 
 
 def _payment(b: GoldBuilder, order: Any, *, need: float) -> str:
-    """A payment method for a price difference: a gift card with the balance when targeted, else any usable."""
+    """A payment method for a price difference: a gift card with the balance or a PayPal account when targeted,
+    else any usable."""
     methods = b.user.payment_methods
     usable = sorted(pid for pid, m in methods.items() if not b.is_gift_card(pid) or m.balance >= need)
     if b.t.gift_card:
         usable = [p for p in usable if b.is_gift_card(p)]
+    if b.t.paypal:
+        usable = [p for p in usable if b.is_paypal(p)]
     if not usable:
         raise UnfitError("no usable payment method")
     original = order.payment_history[0].payment_method_id
@@ -138,6 +141,10 @@ def _modify_payment(b: GoldBuilder) -> None:
         options = [p for p in options if b.is_gift_card(p)] or [
             p for p in options if b.is_gift_card(original.payment_method_id)
         ]
+    if b.t.paypal:
+        options = [p for p in options if b.is_paypal(p)] or [
+            p for p in options if b.is_paypal(original.payment_method_id)
+        ]
     if not options:
         raise UnfitError("no other payment method")
     new = b.rng.choice(options)
@@ -150,7 +157,10 @@ def _modify_user_address(b: GoldBuilder) -> None:
 
 
 def _return(b: GoldBuilder) -> None:
-    order = b.pick_order(("delivered",))
+    def paid_by_paypal(order: Any) -> bool:  # a refund goes to the original method (or a gift card)
+        return bool(order.payment_history) and b.is_paypal(order.payment_history[0].payment_method_id)
+
+    order = b.pick_order(("delivered",), paid_by_paypal if b.t.paypal else None)
     distinct = list({item.item_id: item for item in order.items}.values())
     chosen = b.rng.sample(distinct, _item_count(b, len(distinct)))
     original = order.payment_history[0].payment_method_id

@@ -84,6 +84,11 @@ TARGETED: dict[str, tuple[Recipe, ...]] = {
         Recipe(label="gift-card-return", kinds=("return",), targeting=T(gift_card=True)),
         Recipe(label="gift-card-exchange", kinds=("exchange",), targeting=T(gift_card=True)),
         Recipe(label="gift-card-modify", kinds=("modify_items",), targeting=T(gift_card=True)),
+        # Small policies write the kind they saw most ("credit_card_7644869" for the customer's
+        # paypal_7644869): every kind of method is stressed, not only gift cards.
+        Recipe(label="paypal-return", kinds=("return",), targeting=T(paypal=True)),
+        Recipe(label="paypal-exchange", kinds=("exchange",), targeting=T(paypal=True)),
+        Recipe(label="paypal-modify", kinds=("modify_items",), targeting=T(paypal=True)),
     ),
     "wrong_reason": (
         Recipe(label="cancel", kinds=("cancel",)),
