@@ -298,6 +298,8 @@ def test_a_pattern_naming_a_tool_gets_tasks_aimed_at_that_request(domain: Retail
     assert family_wide != {"return"}, "without a tool the family's recipes are all used"
     swaps = {recipe_for("missing_lookup", rng, tool="get_product_details").kinds for _ in range(30)}
     assert swaps == {("exchange",), ("modify_items",)}
+    by_name = {recipe_for("missing_lookup", rng, tool="find_user_id_by_name_zip").targeting.auth for _ in range(30)}
+    assert by_name == {"name_zip"}, "a name-and-zip lookup never made right is an authentication failure"
     payments = {recipe_for("wrong_payment", rng, tool="return_delivered_order_items").label for _ in range(30)}
     assert payments == {"gift-card-return", "paypal-return"}
     assert {recipe_for("protocol_error", rng, tool="unknown_tool").label for _ in range(60)} == {

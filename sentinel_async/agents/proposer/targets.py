@@ -135,6 +135,10 @@ TOOL_RECIPES: dict[tuple[str, str], tuple[Recipe, ...]] = {
         Recipe(label="product-lookup-exchange", kinds=("exchange",), targeting=T(items=1)),
         Recipe(label="product-lookup-modify", kinds=("modify_items",), targeting=T(items=1)),
     ),
+    # The gold's name-and-zip lookup never made as the customer said it (a miscopied name): authentication.
+    ("missing_lookup", "find_user_id_by_name_zip"): tuple(
+        r for r in TARGETED["missing_authentication"] if r.targeting.auth == "name_zip"
+    ),
 }
 """Recipes for a (family, tool) pair that its family's recipes do not aim at."""
 
