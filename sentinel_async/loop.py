@@ -247,6 +247,7 @@ class TrainingRun:
                     mode=self.config.proposer.mode,
                     candidates_per_pattern=self.config.proposer.candidates_per_pattern,
                     difficulty=self.config.proposer.difficulty,
+                    aim_at_tool=self.config.proposer.aim_at_tool,
                     seed=self.config.seed,
                 )
                 if not isinstance(self.domain, RetailDomain):

@@ -52,6 +52,9 @@ class ProposerSettings(msgspec.Struct, frozen=True, kw_only=True):
     difficulty: Literal["stress", "plain"] = "stress"
     """Targeted tasks as the recipes write them (`stress`) or their first request alone, without stressors
     (`plain`: for a policy that fails the plain tasks already)."""
+    aim_at_tool: bool = True
+    """Aim targeted tasks at the request a pattern's tool fulfils (`targets.focus`); false: the whole recipe
+    family of the pattern's category, whatever the tool."""
 
 
 class EvalSettings(msgspec.Struct, frozen=True, kw_only=True):

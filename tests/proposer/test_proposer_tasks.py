@@ -316,6 +316,9 @@ def test_a_pattern_naming_a_tool_gets_tasks_aimed_at_that_request(domain: Retail
     made = accepted(engine.propose(pattern, 4, random.Random(2)))
     assert made, "aimed tasks are generated and verified"
     assert all(c.kinds[0] == "cancel" for c in made)
+    unaimed = ProposalEngine(domain, ProposerConfig(aim_at_tool=False))
+    recipes = {c.recipe for c in unaimed.propose(pattern, 12, random.Random(2))}
+    assert not recipes <= {"three-requests"}, "unaimed: the whole family"
 
 
 @pytest.mark.parametrize("kind", ["return", "exchange", "modify_items"])

@@ -51,6 +51,8 @@ class ProposerConfig(msgspec.Struct, frozen=True, kw_only=True):
     candidates_per_pattern: int = 4
     difficulty: Difficulty = "stress"
     """How hard targeted tasks are (`targets.Difficulty`)."""
+    aim_at_tool: bool = True
+    """Narrow a pattern's recipes to the request its tool fulfils (`targets.focus`)."""
     seed: int = 0
     consumer: str = "proposer"
     stream: str = "proposals-retail"
@@ -99,7 +101,7 @@ class ProposalEngine:
         """`n` candidates for a pattern (None: untargeted `general` ones), each accepted or rejected."""
         targeted = pattern is not None and self.config.mode == "targeted"
         category = pattern.category if targeted and pattern is not None else None
-        tool = pattern.subkey if targeted and pattern is not None else None
+        tool = pattern.subkey if targeted and pattern is not None and self.config.aim_at_tool else None
         batch: set[str] = set()
         out = []
         for _ in range(n):
