@@ -240,12 +240,13 @@ class DeterministicAnalyser:
     ) -> list[Finding]:
         """Declined confirmation requests that proposed a missing gold write with other values (`proposals`)."""
         findings: list[Finding] = []
+        describe = self._describer(domain)
         for request in declined:
             for gold in missing:
                 proposed = proposed_write(request.agent_text, gold)
                 if proposed is None:
                     continue
-                diff = classify_arguments(gold.name, gold.arguments, proposed.arguments, self._describer(domain))
+                diff = classify_arguments(gold.name, gold.arguments, proposed.arguments, describe)
                 if diff is None:
                     continue
                 summary = f"{gold.name} proposed at turn {request.turn} and declined: {diff.detail}"

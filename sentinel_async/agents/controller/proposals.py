@@ -20,16 +20,16 @@ _ID_LIKE = re.compile(r"[#A-Za-z_]*\d[\dA-Za-z_]*")
 _DIGITS = re.compile(r"\d+")
 
 
+def _digits(value: str) -> str:
+    return "".join(_DIGITS.findall(value))
+
+
 def _is_id_like(value: Any) -> bool:
-    return isinstance(value, str) and len("".join(_DIGITS.findall(value))) >= 4
+    return isinstance(value, str) and len(_digits(value)) >= 4
 
 
 def _shape(value: str) -> str:
     return re.sub(r"\d", "9", value)
-
-
-def _digits(value: str) -> str:
-    return "".join(_DIGITS.findall(value))
 
 
 def _same_kind(candidate: str, gold: str) -> bool:
@@ -50,10 +50,11 @@ def proposed_write(text: str, gold: ToolCall) -> ToolCall | None:
     """The write `text` proposes in place of `gold`, with the values it names instead of the gold's; None when
     the text is not about `gold` (names none of its ids) or names every one of them."""
     values = _gold_values(gold.arguments)
-    named = set(_ID_LIKE.findall(text))
+    found = list(dict.fromkeys(_ID_LIKE.findall(text)))
+    named = set(found)
     if not values or not any(v in named for v in values):
         return None
-    others = [t for t in dict.fromkeys(_ID_LIKE.findall(text)) if t not in values and _is_id_like(t)]
+    others = [t for t in found if t not in values and _is_id_like(t)]
     replacement: dict[str, str] = {}
     for value in values:
         if value in named or value in replacement:

@@ -10,6 +10,7 @@ communicate and the records that may change.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, Literal
 
 from sentinel_async.agents.proposer.builder import (
@@ -86,15 +87,19 @@ def _swap(b: GoldBuilder, kind: Literal["modify_items", "exchange"]) -> None:
     b.write(tool, args, changes)
 
 
+def _targeted_kinds(b: GoldBuilder) -> list[Callable[[str], bool]]:
+    """The payment kinds the recipe stresses (`Targeting.gift_card`, `Targeting.paypal`), as predicates."""
+    kinds = ((b.t.gift_card, b.is_gift_card), (b.t.paypal, b.is_paypal))
+    return [is_kind for wanted, is_kind in kinds if wanted]
+
+
 def _payment(b: GoldBuilder, order: Any, *, need: float) -> str:
     """A payment method for a price difference: a gift card with the balance or a PayPal account when targeted,
     else any usable."""
     methods = b.user.payment_methods
     usable = sorted(pid for pid, m in methods.items() if not b.is_gift_card(pid) or m.balance >= need)
-    if b.t.gift_card:
-        usable = [p for p in usable if b.is_gift_card(p)]
-    if b.t.paypal:
-        usable = [p for p in usable if b.is_paypal(p)]
+    for is_kind in _targeted_kinds(b):
+        usable = [p for p in usable if is_kind(p)]
     if not usable:
         raise UnfitError("no usable payment method")
     original = order.payment_history[0].payment_method_id
@@ -137,14 +142,8 @@ def _modify_payment(b: GoldBuilder) -> None:
         for pid, m in methods.items()
         if pid != original.payment_method_id and (not b.is_gift_card(pid) or m.balance >= original.amount)
     )
-    if b.t.gift_card:
-        options = [p for p in options if b.is_gift_card(p)] or [
-            p for p in options if b.is_gift_card(original.payment_method_id)
-        ]
-    if b.t.paypal:
-        options = [p for p in options if b.is_paypal(p)] or [
-            p for p in options if b.is_paypal(original.payment_method_id)
-        ]
+    for is_kind in _targeted_kinds(b):  # a method of that kind, or away from one
+        options = [p for p in options if is_kind(p)] or [p for p in options if is_kind(original.payment_method_id)]
     if not options:
         raise UnfitError("no other payment method")
     new = b.rng.choice(options)

@@ -99,9 +99,9 @@ class ProposalEngine:
         self, pattern: FailurePattern | None, n: int, rng: random.Random, *, remember: bool = True
     ) -> list[Candidate]:
         """`n` candidates for a pattern (None: untargeted `general` ones), each accepted or rejected."""
-        targeted = pattern is not None and self.config.mode == "targeted"
-        category = pattern.category if targeted and pattern is not None else None
-        tool = pattern.subkey if targeted and pattern is not None and self.config.aim_at_tool else None
+        targeted = pattern if self.config.mode == "targeted" else None
+        category = targeted.category if targeted is not None else None
+        tool = targeted.subkey if targeted is not None and self.config.aim_at_tool else None
         batch: set[str] = set()
         out = []
         for _ in range(n):
