@@ -129,13 +129,17 @@ class TrainingRun:
     def make_guide(self, task: TaskSpec, seed: int) -> Any:
         """A guide episode's policy: the dialogue expert (the bootstrap's demonstrator) speaking through the
         rollout policy's tokens (`sentinel_async.agents.guidance`), its customer renamed when
-        `rollout.rename_guides`."""
-        from sentinel_async.bootstrap.names import draw_renaming
+        `rollout.rename_guides` and its ids when `rollout.rename_guide_ids`."""
+        from sentinel_async.bootstrap.ids import IdRenaming
+        from sentinel_async.bootstrap.names import ChainedRenaming, TextRenaming, draw_renaming
 
         expert = DialogueExpert(task, self.domain, script=self._scripts.get(task))  # type: ignore[arg-type]
-        rename = None
+        renamings: list[TextRenaming] = []
         if self.config.rollout.rename_guides:
-            rename = draw_renaming(self._names(), random.Random(seed)).message
+            renamings.append(draw_renaming(self._names(), random.Random(seed)))
+        if self.config.rollout.rename_guide_ids:
+            renamings.append(IdRenaming(seed))
+        rename = ChainedRenaming(*renamings).message if renamings else None
         return GuidedPolicy(expert, self.loaded.policy, rename=rename)
 
     def _names(self) -> NamePool:

@@ -47,6 +47,9 @@ class RolloutConfig(msgspec.Struct, frozen=True, kw_only=True):
     `group_size + expert_episodes` members. Guides may take `max(max_steps, GUIDE_MAX_STEPS)` messages."""
     rename_guides: bool = False
     """Record each guide under a random other customer's name (the run's guide factory applies it)."""
+    rename_guide_ids: bool = False
+    """Record each guide with every id's digits renamed (orders, items, payment methods, user ids, zip codes), so
+    it teaches copying the ids a conversation shows rather than the task's (the run's guide factory applies it)."""
     wait_for_trainer: bool = True
     """Hold groups back while the Solver is too far behind for them to be trained on in time (the run's gate,
     `batching.max_staleness`), instead of playing episodes it will drop as stale."""

@@ -91,18 +91,11 @@ def _compiled_pattern(words: frozenset[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z])(?:{alternatives})(?![A-Za-z])")
 
 
-class Renaming:
-    """One consistent renaming of customers' names in text, messages and conversations."""
-
-    def __init__(self, mapping: dict[str, str]) -> None:
-        self.mapping = mapping
-        self._pattern = _word_pattern(mapping) if mapping else None
+class TextRenaming:
+    """A renaming of text, applied alike to messages and every string in their tool calls' arguments."""
 
     def text(self, text: str) -> str:
-        """`text` with every mapped name replaced (whole words only, case as given)."""
-        if self._pattern is None:
-            return text
-        return self._pattern.sub(lambda match: self.mapping[match.group(0)], text)
+        raise NotImplementedError
 
     def message(self, message: ChatMessage) -> ChatMessage:
         """The message with its text and every string in its tool calls' arguments renamed."""
@@ -122,6 +115,32 @@ class Renaming:
         if isinstance(value, list):
             return [self._value(item) for item in value]
         return value
+
+
+class Renaming(TextRenaming):
+    """One consistent renaming of customers' names in text, messages and conversations."""
+
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = mapping
+        self._pattern = _word_pattern(mapping) if mapping else None
+
+    def text(self, text: str) -> str:
+        """`text` with every mapped name replaced (whole words only, case as given)."""
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda match: self.mapping[match.group(0)], text)
+
+
+class ChainedRenaming(TextRenaming):
+    """Several renamings applied one after another."""
+
+    def __init__(self, *renamings: TextRenaming) -> None:
+        self.renamings = renamings
+
+    def text(self, text: str) -> str:
+        for renaming in self.renamings:
+            text = renaming.text(text)
+        return text
 
 
 def draw_renaming(pool: NamePool, rng: random.Random) -> Renaming:

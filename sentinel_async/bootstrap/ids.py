@@ -1,0 +1,44 @@
+"""Ids as text to copy: every id's digits renamed per conversation (`rollout.rename_guide_ids`).
+
+A guide episode recorded with the task's own ids teaches those ids: after a few updates on one proposed task, a
+1M-parameter policy proposed the task's item (`4716977452`) in test tasks about other products (exp27). Renamed
+per conversation, the same guide teaches writing the digits the conversation shows, the way the bootstrap's
+slot-copy exercises do. Retail ids are digit runs of four or more (orders `#W2378156`, items and products ten
+digits, payment methods `paypal_7644869`, user ids `yusuf_rossi_9620`, zip codes); prices and amounts
+(`1234.56`) are left as they are.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from sentinel_async.bootstrap.names import TextRenaming
+
+_ID_DIGITS = re.compile(r"(?<!\d)(?<!\d\.)\d{4,}(?!\d)(?!\.\d)")
+"""Four or more digits, not part of a decimal number."""
+
+
+class IdRenaming(TextRenaming):
+    """Each id's digit run replaced by other digits of the same length, the same way wherever it occurs.
+
+    The map is a function of `seed` and the digits alone (not of the order they are met in), so every message of a
+    conversation, renamed on its own, agrees with the others. A leading digit that is not zero stays non-zero."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._mapping: dict[str, str] = {}
+
+    def text(self, text: str) -> str:
+        """`text` with the digits of every id renamed."""
+        return _ID_DIGITS.sub(lambda match: self.digits(match.group(0)), text)
+
+    def digits(self, digits: str) -> str:
+        """The renamed form of one digit run."""
+        renamed = self._mapping.get(digits)
+        if renamed is None:
+            rng = random.Random(f"{self.seed}:{digits}")
+            first = rng.choice("123456789") if digits[0] != "0" else "0"
+            renamed = first + "".join(rng.choice("0123456789") for _ in digits[1:])
+            self._mapping[digits] = renamed
+        return renamed

@@ -1,0 +1,109 @@
+"""Guides' ids renamed as text (`rollout.rename_guide_ids`): a renamed conversation still only writes ids it was
+shown, and none of the task's own ids are left to memorise."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import re
+from collections.abc import Sequence
+
+import pytest
+
+from sentinel_async.bootstrap.ids import IdRenaming
+from sentinel_async.bootstrap.names import ChainedRenaming, Renaming
+from sentinel_async.messages import ChatMessage, ToolCall
+
+DIGIT_RUNS = re.compile(r"(?<![\d.])\d{4,}")  # not the decimals of an amount
+
+
+def test_ids_are_renamed_alike_everywhere_and_amounts_are_not() -> None:
+    renaming = IdRenaming(seed=3)
+    text = (
+        "Order #W2378156 (item 1151293680) paid with paypal_7644869 by yusuf_rossi_9620, zip 19122: "
+        "refund 1234.56 of 54.04 to credit_card_0446831, 2 items, order #W2378156."
+    )
+    renamed = renaming.text(text)
+    order = renaming.digits("2378156")
+    assert renamed == (
+        f"Order #W{order} (item {renaming.digits('1151293680')}) paid with paypal_{renaming.digits('7644869')} by "
+        f"yusuf_rossi_{renaming.digits('9620')}, zip {renaming.digits('19122')}: refund 1234.56 of 54.04 to "
+        f"credit_card_{renaming.digits('0446831')}, 2 items, order #W{order}."
+    )
+    for digits in ("2378156", "1151293680", "7644869", "9620", "19122", "0446831"):
+        new = renaming.digits(digits)
+        assert new != digits
+        assert len(new) == len(digits)
+        assert new.isdigit()
+        assert (new[0] == "0") == (digits[0] == "0"), "a leading zero stays, and no id gains one"
+    assert IdRenaming(seed=3).text(text) == renamed, "the map is the seed's, whatever order ids are met in"
+    assert IdRenaming(seed=4).text(text) != renamed
+
+
+def test_a_message_is_renamed_in_its_text_and_its_tool_calls_arguments_with_names_too() -> None:
+    renaming = ChainedRenaming(Renaming({"yusuf": "mei", "rossi": "kovacs"}), IdRenaming(seed=0))
+    call = ToolCall(
+        id="c1",
+        name="return_delivered_order_items",
+        arguments={"order_id": "#W2378156", "item_ids": ["1151293680"], "payment_method_id": "paypal_7644869"},
+    )
+    message = ChatMessage(role="assistant", content="For yusuf_rossi_9620:", tool_calls=(call,))
+    renamed = renaming.message(message)
+    ids = IdRenaming(seed=0)
+    assert renamed.content == f"For mei_kovacs_{ids.digits('9620')}:"
+    assert renamed.tool_calls[0].arguments == {
+        "order_id": f"#W{ids.digits('2378156')}",
+        "item_ids": [ids.digits("1151293680")],
+        "payment_method_id": f"paypal_{ids.digits('7644869')}",
+    }
+    assert renamed.tool_calls[0].id == "c1"
+    assert renamed.tool_calls[0].name == call.name
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) and value else []
+
+
+def _visible(messages: Sequence[ChatMessage]) -> str:
+    return " ".join(m.content + " ".join(json.dumps(c.arguments) for c in m.tool_calls) for m in messages)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tau2") is None, reason="needs the tau2 extra")
+def test_a_renamed_expert_episode_writes_only_ids_it_was_shown_and_none_of_the_tasks() -> None:
+    from sentinel_async.agents.episode import EpisodeOutcome, EpisodeRunner
+    from sentinel_async.agents.scripted import ScriptedUser, derive_user_script
+    from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
+    from sentinel_async.tools.retail import RetailDomain
+    from sentinel_async.tools.retail.evaluation import Evaluator
+
+    domain = RetailDomain()
+    runner = EpisodeRunner(domain=domain, evaluate=Evaluator(domain).evaluate)
+
+    async def play(index: int) -> EpisodeOutcome:
+        task = domain.tasks("train")[index]
+        script = derive_user_script(task, domain)
+        policy = DialogueExpert(task, domain, script=script)
+        return await runner.run(task=task, policy=policy, user=ScriptedUser(script, seed=0), episode_id="e", seed=0)
+
+    copied = 0
+    for index in range(0, 30, 3):
+        outcome = asyncio.run(play(index))
+        assert outcome.reward is not None
+        assert outcome.reward.reward == 1.0
+        original = outcome.messages[1:]  # not the system prompt
+        renamed = IdRenaming(seed=index).conversation(original)
+        for position, message in enumerate(renamed):
+            for call in message.tool_calls:
+                if call.name == "transfer_to_human_agents":
+                    continue
+                before = _visible(renamed[:position])
+                assert all(value in before for value in _strings(call.arguments)), (index, call)
+                copied += sum(bool(DIGIT_RUNS.search(value)) for value in _strings(call.arguments))
+        left = set(DIGIT_RUNS.findall(_visible(original))) & set(DIGIT_RUNS.findall(_visible(renamed)))
+        assert not {digits for digits in left if len(digits) >= 7}, "no order, item or payment id survives"
+    assert copied > 20
