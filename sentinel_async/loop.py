@@ -129,8 +129,9 @@ class TrainingRun:
     def make_guide(self, task: TaskSpec, seed: int) -> Any:
         """A guide episode's policy: the dialogue expert (the bootstrap's demonstrator) speaking through the
         rollout policy's tokens (`sentinel_async.agents.guidance`), its customer renamed when
-        `rollout.rename_guides` and its ids when `rollout.rename_guide_ids`."""
-        from sentinel_async.bootstrap.ids import IdRenaming
+        `rollout.rename_guides`, its ids when `rollout.rename_guide_ids`, its payment kinds when
+        `rollout.rename_guide_payment_kinds`."""
+        from sentinel_async.bootstrap.ids import IdRenaming, PaymentKindRenaming
         from sentinel_async.bootstrap.names import ChainedRenaming, TextRenaming, draw_renaming
 
         expert = DialogueExpert(task, self.domain, script=self._scripts.get(task))  # type: ignore[arg-type]
@@ -139,6 +140,8 @@ class TrainingRun:
             renamings.append(draw_renaming(self._names(), random.Random(seed)))
         if self.config.rollout.rename_guide_ids:
             renamings.append(IdRenaming(seed))
+        if self.config.rollout.rename_guide_payment_kinds:
+            renamings.append(PaymentKindRenaming(seed))
         rename = ChainedRenaming(*renamings).message if renamings else None
         return GuidedPolicy(expert, self.loaded.policy, rename=rename)
 

@@ -50,6 +50,9 @@ class RolloutConfig(msgspec.Struct, frozen=True, kw_only=True):
     rename_guide_ids: bool = False
     """Record each guide with every id's digits renamed (orders, items, payment methods, user ids, zip codes), so
     it teaches copying the ids a conversation shows rather than the task's (the run's guide factory applies it)."""
+    rename_guide_payment_kinds: bool = False
+    """Record each guide with payment methods' kinds permuted (`paypal_1234567` -> `gift_card_1234567`), so it
+    teaches copying the kind the conversation's ids show rather than the curriculum's most frequent one."""
     wait_for_trainer: bool = True
     """Hold groups back while the Solver is too far behind for them to be trained on in time (the run's gate,
     `batching.max_staleness`), instead of playing episodes it will drop as stale."""

@@ -42,3 +42,28 @@ class IdRenaming(TextRenaming):
             renamed = first + "".join(rng.choice("0123456789") for _ in digits[1:])
             self._mapping[digits] = renamed
         return renamed
+
+
+PAYMENT_KINDS = ("credit_card", "paypal", "gift_card")
+_KIND_PREFIX = re.compile(r"(?<![A-Za-z_])(credit_card|paypal|gift_card)(?=_\d)")
+_KIND_SOURCE = re.compile(r'("source":\s*")(credit_card|paypal|gift_card)(")')
+
+
+class PaymentKindRenaming(TextRenaming):
+    """Payment methods' kinds permuted at random per conversation (`rollout.rename_guide_payment_kinds`), in ids
+    (`paypal_7644869` -> `gift_card_7644869`) and tool results' `"source"`; the words around them ("my PayPal
+    account") stay.
+
+    A curriculum aimed at wrong payments is mostly one kind (PayPal refunds, say), and a small policy trained on
+    it learns to write that kind rather than to copy the one the conversation shows (exp27, exp29: `paypal_`
+    where the customer's id is `credit_card_`, with the digits right). Permuted, a guide's kind says nothing but
+    what the conversation's ids say."""
+
+    def __init__(self, seed: int) -> None:
+        rng = random.Random(f"{seed}:payment-kinds")
+        self.mapping = dict(zip(PAYMENT_KINDS, rng.sample(PAYMENT_KINDS, len(PAYMENT_KINDS)), strict=True))
+
+    def text(self, text: str) -> str:
+        """`text` with every payment method's kind mapped."""
+        text = _KIND_PREFIX.sub(lambda match: self.mapping[match.group(1)], text)
+        return _KIND_SOURCE.sub(lambda match: match.group(1) + self.mapping[match.group(2)] + match.group(3), text)

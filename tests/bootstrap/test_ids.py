@@ -1,5 +1,5 @@
-"""Guides' ids renamed as text (`rollout.rename_guide_ids`): a renamed conversation still only writes ids it was
-shown, and none of the task's own ids are left to memorise."""
+"""Guides' ids and payment kinds renamed as text (`rollout.rename_guide_ids`, `rollout.rename_guide_payment_kinds`):
+a renamed conversation still only writes ids it was shown, and none of the task's own ids are left to memorise."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from sentinel_async.bootstrap.ids import IdRenaming
-from sentinel_async.bootstrap.names import ChainedRenaming, Renaming
+from sentinel_async.bootstrap.ids import PAYMENT_KINDS, IdRenaming, PaymentKindRenaming
+from sentinel_async.bootstrap.names import ChainedRenaming, Renaming, TextRenaming
 from sentinel_async.messages import ChatMessage, ToolCall
 
+PAYMENT_KIND = re.compile(r"(credit_card|paypal|gift_card)_\d")
 DIGIT_RUNS = re.compile(r"(?<![\d.])\d{4,}")  # not the decimals of an amount
 
 
@@ -61,6 +62,24 @@ def test_a_message_is_renamed_in_its_text_and_its_tool_calls_arguments_with_name
     assert renamed.tool_calls[0].name == call.name
 
 
+def test_payment_kinds_are_permuted_in_ids_and_sources_but_not_in_words() -> None:
+    renaming = PaymentKindRenaming(seed=1)
+    assert sorted(renaming.mapping) == sorted(renaming.mapping.values()) == sorted(PAYMENT_KINDS)
+    paypal, card, gift = (renaming.mapping[kind] for kind in ("paypal", "credit_card", "gift_card"))
+    text = (
+        'Please use my PayPal account (paypal_7644869). {"payment_methods": {"paypal_7644869": {"source": "paypal", '
+        '"id": "paypal_7644869"}, "credit_card_4466831": {"source":"credit_card", "brand": "visa"}}} '
+        "A gift_card_ is refunded at once to gift_card_0446831."
+    )
+    assert renaming.text(text) == (
+        f'Please use my PayPal account ({paypal}_7644869). {{"payment_methods": {{"{paypal}_7644869": {{"source": '
+        f'"{paypal}", "id": "{paypal}_7644869"}}, "{card}_4466831": {{"source":"{card}", "brand": "visa"}}}}}} '
+        f"A gift_card_ is refunded at once to {gift}_0446831."
+    )
+    drawn = {tuple(PaymentKindRenaming(seed).mapping.values()) for seed in range(40)}
+    assert len(drawn) == 6, "every permutation is drawn, the identity too"
+
+
 def _strings(value: object) -> list[str]:
     if isinstance(value, dict):
         return [s for v in value.values() for s in _strings(v)]
@@ -74,7 +93,8 @@ def _visible(messages: Sequence[ChatMessage]) -> str:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tau2") is None, reason="needs the tau2 extra")
-def test_a_renamed_expert_episode_writes_only_ids_it_was_shown_and_none_of_the_tasks() -> None:
+@pytest.mark.parametrize("payment_kinds", [False, True])
+def test_a_renamed_expert_episode_writes_only_ids_it_was_shown_and_none_of_the_tasks(payment_kinds: bool) -> None:
     from sentinel_async.agents.episode import EpisodeOutcome, EpisodeRunner
     from sentinel_async.agents.scripted import ScriptedUser, derive_user_script
     from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
@@ -90,13 +110,21 @@ def test_a_renamed_expert_episode_writes_only_ids_it_was_shown_and_none_of_the_t
         policy = DialogueExpert(task, domain, script=script)
         return await runner.run(task=task, policy=policy, user=ScriptedUser(script, seed=0), episode_id="e", seed=0)
 
-    copied = 0
+    copied = payments = 0
     for index in range(0, 30, 3):
         outcome = asyncio.run(play(index))
         assert outcome.reward is not None
         assert outcome.reward.reward == 1.0
         original = outcome.messages[1:]  # not the system prompt
-        renamed = IdRenaming(seed=index).conversation(original)
+        renaming: TextRenaming = IdRenaming(seed=index)
+        if payment_kinds:
+            renaming = ChainedRenaming(renaming, PaymentKindRenaming(seed=index))
+            kinds = PaymentKindRenaming(seed=index).mapping
+            expected = [kinds[kind] for kind in PAYMENT_KIND.findall(_visible(original))]
+        renamed = renaming.conversation(original)
+        if payment_kinds:
+            assert PAYMENT_KIND.findall(_visible(renamed)) == expected
+            payments += len(expected)
         for position, message in enumerate(renamed):
             for call in message.tool_calls:
                 if call.name == "transfer_to_human_agents":
@@ -107,3 +135,4 @@ def test_a_renamed_expert_episode_writes_only_ids_it_was_shown_and_none_of_the_t
         left = set(DIGIT_RUNS.findall(_visible(original))) & set(DIGIT_RUNS.findall(_visible(renamed)))
         assert not {digits for digits in left if len(digits) >= 7}, "no order, item or payment id survives"
     assert copied > 20
+    assert payments > 20 or not payment_kinds

@@ -25,6 +25,7 @@ def test_each_group_learns_from_its_guide(tmp_path: Path) -> None:
         "rollout.expert_episodes": 1,
         "rollout.rename_guides": "true",  # the path runs: each guide's customer renamed as text
         "rollout.rename_guide_ids": "true",  # and its ids
+        "rollout.rename_guide_payment_kinds": "true",  # and its payment kinds
         "rollout.max_steps": 6,
         "rollout.concurrency": 3,
         "policy.max_new_tokens": 12,
