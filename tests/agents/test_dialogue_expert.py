@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import json
-from collections.abc import Sequence
 
 import pytest
 
-from sentinel_async.agents.episode import EpisodeOutcome, EpisodeRunner
-from sentinel_async.agents.scripted import ScriptedUser, derive_user_script
-from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert, confirmation, write_call
+from sentinel_async.agents.episode import EpisodeOutcome
+from sentinel_async.agents.scripted import derive_user_script
+from sentinel_async.agents.scripted.dialogue_expert import confirmation, write_call
 from sentinel_async.agents.scripted.user import proposal_matches
-from sentinel_async.messages import ChatMessage
 from sentinel_async.tools.base import TaskSpec
 from sentinel_async.tools.retail import RetailDomain
-from sentinel_async.tools.retail.evaluation import Evaluator
+from tests.agents.expert_episodes import play_all, strings, visible
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tau2") is None, reason="needs the tau2 extra")
 
@@ -33,39 +29,9 @@ def general(domain: RetailDomain) -> list[TaskSpec]:
     return general_tasks(domain, 60, seed=3)
 
 
-def play_all(domain: RetailDomain, tasks: Sequence[TaskSpec]) -> list[EpisodeOutcome]:
-    runner = EpisodeRunner(domain=domain, evaluate=Evaluator(domain).evaluate)
-
-    async def run() -> list[EpisodeOutcome]:
-        outcomes: list[EpisodeOutcome] = []
-        for task in tasks:
-            script = derive_user_script(task, domain)
-            policy = DialogueExpert(task, domain, script=script)
-            seed = len(outcomes)
-            user = ScriptedUser(script, seed=seed)
-            outcomes.append(
-                await runner.run(task=task, policy=policy, user=user, episode_id=f"dx-{task.id}", seed=seed)
-            )
-        return outcomes
-
-    return asyncio.run(run())
-
-
 @pytest.fixture(scope="module")
 def outcomes(domain: RetailDomain, general: list[TaskSpec]) -> list[EpisodeOutcome]:
     return play_all(domain, [*domain.tasks("base"), *general])
-
-
-def _strings(value: object) -> list[str]:
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return [value] if isinstance(value, str) and value else []
-
-
-def _visible(messages: Sequence[ChatMessage]) -> str:
-    return " ".join(m.content + " ".join(json.dumps(c.arguments) for c in m.tool_calls) for m in messages)
 
 
 def test_it_solves_every_benchmark_and_general_task(outcomes: list[EpisodeOutcome]) -> None:
@@ -83,8 +49,8 @@ def test_every_value_it_writes_was_in_the_conversation_before(outcomes: list[Epi
             for call in message.tool_calls:
                 if call.name == "transfer_to_human_agents":  # a free-text summary
                     continue
-                before = _visible(messages[1:index])  # not the system prompt
-                unseen += [(outcome.task_id, call.name, v) for v in _strings(call.arguments) if v not in before]
+                before = visible(messages[1:index])  # not the system prompt
+                unseen += [(outcome.task_id, call.name, v) for v in strings(call.arguments) if v not in before]
     assert unseen == []
 
 
@@ -100,7 +66,7 @@ def test_a_write_copies_the_confirmation_just_before_it(outcomes: list[EpisodeOu
                 confirm = messages[index - 2]
                 assert confirm.role == "assistant"
                 assert confirm.content.endswith("Do you confirm (yes/no)?")
-                assert all(v in confirm.content for v in _strings(call.arguments)), (outcome.task_id, call)
+                assert all(v in confirm.content for v in strings(call.arguments)), (outcome.task_id, call)
     assert writes > 100
 
 

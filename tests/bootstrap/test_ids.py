@@ -3,11 +3,8 @@ a renamed conversation still only writes ids it was shown, and none of the task'
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import json
 import re
-from collections.abc import Sequence
 
 import pytest
 
@@ -80,39 +77,17 @@ def test_payment_kinds_are_permuted_in_ids_and_sources_but_not_in_words() -> Non
     assert len(drawn) == 6, "every permutation is drawn, the identity too"
 
 
-def _strings(value: object) -> list[str]:
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return [value] if isinstance(value, str) and value else []
-
-
-def _visible(messages: Sequence[ChatMessage]) -> str:
-    return " ".join(m.content + " ".join(json.dumps(c.arguments) for c in m.tool_calls) for m in messages)
-
-
 @pytest.mark.skipif(importlib.util.find_spec("tau2") is None, reason="needs the tau2 extra")
 @pytest.mark.parametrize("payment_kinds", [False, True])
 def test_a_renamed_expert_episode_writes_only_ids_it_was_shown_and_none_of_the_tasks(payment_kinds: bool) -> None:
-    from sentinel_async.agents.episode import EpisodeOutcome, EpisodeRunner
-    from sentinel_async.agents.scripted import ScriptedUser, derive_user_script
-    from sentinel_async.agents.scripted.dialogue_expert import DialogueExpert
     from sentinel_async.tools.retail import RetailDomain
-    from sentinel_async.tools.retail.evaluation import Evaluator
+    from tests.agents.expert_episodes import play_all, strings, visible
 
     domain = RetailDomain()
-    runner = EpisodeRunner(domain=domain, evaluate=Evaluator(domain).evaluate)
-
-    async def play(index: int) -> EpisodeOutcome:
-        task = domain.tasks("train")[index]
-        script = derive_user_script(task, domain)
-        policy = DialogueExpert(task, domain, script=script)
-        return await runner.run(task=task, policy=policy, user=ScriptedUser(script, seed=0), episode_id="e", seed=0)
+    played = play_all(domain, domain.tasks("train")[0:30:3])
 
     copied = payments = 0
-    for index in range(0, 30, 3):
-        outcome = asyncio.run(play(index))
+    for index, outcome in zip(range(0, 30, 3), played, strict=True):
         assert outcome.reward is not None
         assert outcome.reward.reward == 1.0
         original = outcome.messages[1:]  # not the system prompt
@@ -120,19 +95,19 @@ def test_a_renamed_expert_episode_writes_only_ids_it_was_shown_and_none_of_the_t
         if payment_kinds:
             renaming = ChainedRenaming(renaming, PaymentKindRenaming(seed=index))
             kinds = PaymentKindRenaming(seed=index).mapping
-            expected = [kinds[kind] for kind in PAYMENT_KIND.findall(_visible(original))]
+            expected = [kinds[kind] for kind in PAYMENT_KIND.findall(visible(original))]
         renamed = renaming.conversation(original)
         if payment_kinds:
-            assert PAYMENT_KIND.findall(_visible(renamed)) == expected
+            assert PAYMENT_KIND.findall(visible(renamed)) == expected
             payments += len(expected)
         for position, message in enumerate(renamed):
             for call in message.tool_calls:
                 if call.name == "transfer_to_human_agents":
                     continue
-                before = _visible(renamed[:position])
-                assert all(value in before for value in _strings(call.arguments)), (index, call)
-                copied += sum(bool(DIGIT_RUNS.search(value)) for value in _strings(call.arguments))
-        left = set(DIGIT_RUNS.findall(_visible(original))) & set(DIGIT_RUNS.findall(_visible(renamed)))
+                before = visible(renamed[:position])
+                assert all(value in before for value in strings(call.arguments)), (index, call)
+                copied += sum(bool(DIGIT_RUNS.search(value)) for value in strings(call.arguments))
+        left = set(DIGIT_RUNS.findall(visible(original))) & set(DIGIT_RUNS.findall(visible(renamed)))
         assert not {digits for digits in left if len(digits) >= 7}, "no order, item or payment id survives"
     assert copied > 20
     assert payments > 20 or not payment_kinds
