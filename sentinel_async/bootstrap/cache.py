@@ -246,6 +246,10 @@ def build(
             draw_renaming(pool, rng).conversation(c) for c in conversations for _ in range(config.name_copies)
         ]
         slot_values["first_name"], slot_values["last_name"] = list(pool.first_targets), list(pool.last_targets)
+    if config.permute_payment_kinds:
+        from sentinel_async.bootstrap.ids import permute_payment_kinds
+
+        conversations = permute_payment_kinds(conversations, config.demos.seed)
     tokenizer = train_tokenizer(
         corpus,
         vocab_size=config.vocab_size,

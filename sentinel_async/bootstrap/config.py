@@ -22,7 +22,7 @@ FORMAT_VERSION = 5
 build's code, a changed default, a removed field. A new field whose default keeps the old computation needs no
 bump: a build recorded before the field existed is still found (`cache.find_equivalent`)."""
 
-Size = Literal["toy", "tiny", "small", "tiny-names"]
+Size = Literal["toy", "tiny", "small", "tiny-names", "tiny-kinds"]
 ToolViewName = Literal["raw", "lines"]
 
 
@@ -57,6 +57,11 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     `state`), so a new address can only be written by copying what the customer said. Measured on `tiny`: address
     changes still 0 of 12 (another street, the same for every customer), test pass^1 0.075 as without it; and
     three draws of four did not learn to copy by step 1,000. Off by default."""
+    permute_payment_kinds: bool = False
+    """Permute payment kinds (`credit_card`, `paypal`, `gift_card`) at random in every demonstration, in its ids
+    and tool results (`ids.PaymentKindRenaming`), so a payment method's kind can only be copied from the
+    conversation, as its digits are. Without it the kind is partly a prior: `tiny-names` writes the right digits
+    under the wrong kind in 9 of its 40 test tasks. `tiny-kinds` turns it on."""
     prompt_style: PromptStyle = "compact"
     tool_view: ToolViewName = "raw"
     """How the policy reads tool results: "raw" (tau2's JSON) or "lines" (`retail_lines`: one line per item or
@@ -128,6 +133,8 @@ NAMED: dict[str, BootstrapConfig] = {
 """The named configurations (`sentinel bootstrap --size`, `policy.size`)."""
 NAMED["tiny-names"] = msgspec.structs.replace(NAMED["tiny"], size="tiny-names", spell_names=True, made_up_names=0)
 """`tiny` with names as copied text (`spell_names`; see the README's bootstrap section)."""
+NAMED["tiny-kinds"] = msgspec.structs.replace(NAMED["tiny-names"], size="tiny-kinds", permute_payment_kinds=True)
+"""`tiny-names` with payment kinds as copied text too (`permute_payment_kinds`)."""
 
 
 def bootstrap_config(

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 
 from sentinel_async.bootstrap.names import TextRenaming
+from sentinel_async.messages import ChatMessage
 
 _ID_DIGITS = re.compile(r"(?<!\d)(?<!\d\.)\d{4,}(?!\d)(?!\.\d)")
 """Four or more digits, not part of a decimal number."""
@@ -46,13 +48,15 @@ class IdRenaming(TextRenaming):
 
 PAYMENT_KINDS = ("credit_card", "paypal", "gift_card")
 _KIND_PREFIX = re.compile(r"(?<![A-Za-z_])(credit_card|paypal|gift_card)(?=_\d)")
-_KIND_SOURCE = re.compile(r'("source":\s*")(credit_card|paypal|gift_card)(")')
+_KIND_SOURCE = re.compile(r'("source":\s*"|(?<![A-Za-z_])source )(credit_card|paypal|gift_card)(?![A-Za-z_])')
+"""A payment method's kind as tau2's JSON (`"source": "paypal"`) and the lines view (`source paypal, id ...`)
+write it."""
 
 
 class PaymentKindRenaming(TextRenaming):
     """Payment methods' kinds permuted at random per conversation (`rollout.rename_guide_payment_kinds`), in ids
-    (`paypal_7644869` -> `gift_card_7644869`) and tool results' `"source"`; the words around them ("my PayPal
-    account") stay.
+    (`paypal_7644869` -> `gift_card_7644869`) and tool results' `"source"` (JSON or lines); the words around them
+    ("my PayPal account") stay. Also applied to a bootstrap's demonstrations (`BootstrapConfig.permute_payment_kinds`).
 
     A curriculum aimed at wrong payments is mostly one kind (PayPal refunds, say), and a small policy trained on
     it learns to write that kind rather than to copy the one the conversation shows (exp27, exp29: `paypal_`
@@ -66,4 +70,11 @@ class PaymentKindRenaming(TextRenaming):
     def text(self, text: str) -> str:
         """`text` with every payment method's kind mapped."""
         text = _KIND_PREFIX.sub(lambda match: self.mapping[match.group(1)], text)
-        return _KIND_SOURCE.sub(lambda match: match.group(1) + self.mapping[match.group(2)] + match.group(3), text)
+        return _KIND_SOURCE.sub(lambda match: match.group(1) + self.mapping[match.group(2)], text)
+
+
+def permute_payment_kinds(conversations: Sequence[Sequence[ChatMessage]], seed: int) -> list[list[ChatMessage]]:
+    """Each conversation with its own random permutation of payment kinds (`PaymentKindRenaming`), drawn from
+    `seed` in order: how a bootstrap's demonstrations are renamed (`BootstrapConfig.permute_payment_kinds`)."""
+    rng = random.Random(f"{seed}:payment-kinds")
+    return [PaymentKindRenaming(rng.randrange(2**32)).conversation(c) for c in conversations]

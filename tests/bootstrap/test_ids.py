@@ -1,5 +1,6 @@
 """Guides' ids and payment kinds renamed as text (`rollout.rename_guide_ids`, `rollout.rename_guide_payment_kinds`):
-a renamed conversation still only writes ids it was shown, and none of the task's own ids are left to memorise."""
+a renamed conversation still only writes ids it was shown, and none of the task's own ids are left to memorise.
+A bootstrap's demonstrations with payment kinds permuted (`BootstrapConfig.permute_payment_kinds`) stay coherent."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 
 import pytest
 
-from sentinel_async.bootstrap.ids import PAYMENT_KINDS, IdRenaming, PaymentKindRenaming
+from sentinel_async.bootstrap.ids import PAYMENT_KINDS, IdRenaming, PaymentKindRenaming, permute_payment_kinds
 from sentinel_async.bootstrap.names import ChainedRenaming, Renaming, TextRenaming
 from sentinel_async.messages import ChatMessage, ToolCall
 
@@ -66,12 +67,15 @@ def test_payment_kinds_are_permuted_in_ids_and_sources_but_not_in_words() -> Non
     text = (
         'Please use my PayPal account (paypal_7644869). {"payment_methods": {"paypal_7644869": {"source": "paypal", '
         '"id": "paypal_7644869"}, "credit_card_4466831": {"source":"credit_card", "brand": "visa"}}} '
-        "A gift_card_ is refunded at once to gift_card_0446831."
+        "A gift_card_ is refunded at once to gift_card_0446831.\n"
+        "  - source gift_card, balance 5.0, id gift_card_0446831"
+        "\n  - source paypal, id paypal_7644869\nresource paypal"
     )
     assert renaming.text(text) == (
         f'Please use my PayPal account ({paypal}_7644869). {{"payment_methods": {{"{paypal}_7644869": {{"source": '
         f'"{paypal}", "id": "{paypal}_7644869"}}, "{card}_4466831": {{"source":"{card}", "brand": "visa"}}}}}} '
-        f"A gift_card_ is refunded at once to {gift}_0446831."
+        f"A gift_card_ is refunded at once to {gift}_0446831.\n  - source {gift}, balance 5.0, id {gift}_0446831"
+        f"\n  - source {paypal}, id {paypal}_7644869\nresource paypal"
     )
     drawn = {tuple(PaymentKindRenaming(seed).mapping.values()) for seed in range(40)}
     assert len(drawn) == 6, "every permutation is drawn, the identity too"
@@ -111,3 +115,38 @@ def test_a_renamed_expert_episode_writes_only_ids_it_was_shown_and_none_of_the_t
         assert not {digits for digits in left if len(digits) >= 7}, "no order, item or payment id survives"
     assert copied > 20
     assert payments > 20 or not payment_kinds
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tau2") is None, reason="needs the tau2 extra")
+def test_demonstrations_with_permuted_payment_kinds_stay_coherent_in_the_lines_view() -> None:
+    from sentinel_async.prompt_view import view_tool_results
+    from sentinel_async.tools.retail import RetailDomain
+    from sentinel_async.tools.retail.views import retail_lines
+    from tests.agents.expert_episodes import play_all, strings, visible
+
+    domain = RetailDomain()
+    played = play_all(domain, domain.tasks("train")[1:60:3])
+    viewed = [view_tool_results(outcome.messages[1:], retail_lines) for outcome in played]
+    permuted = permute_payment_kinds(viewed, seed=7)
+    assert permute_payment_kinds(viewed, seed=7) == permuted, "the permutations are the seed's"
+
+    maps: set[tuple[tuple[str, str], ...]] = set()
+    sources = payments = 0
+    for original, renamed in zip(viewed, permuted, strict=True):
+        kinds_before, kinds_after = PAYMENT_KIND.findall(visible(original)), PAYMENT_KIND.findall(visible(renamed))
+        assert len(kinds_before) == len(kinds_after)
+        payments += len(kinds_after)
+        mapping = dict(zip(kinds_before, kinds_after, strict=True))
+        assert len(set(mapping.values())) == len(mapping), "one kind per kind, within a conversation"
+        maps.add(tuple(sorted(mapping.items())))
+        for line in re.findall(r"source (\w+), .*id (\w+)_\d+", visible(renamed)):
+            assert line[0] == line[1], "a listed method's source and id agree"
+            sources += 1
+        for position, message in enumerate(renamed):
+            for call in message.tool_calls:
+                if call.name != "transfer_to_human_agents":
+                    before = visible(renamed[:position])
+                    assert all(value in before for value in strings(call.arguments)), call
+    assert sources > 0
+    assert payments > 20
+    assert len(maps) > 3, "conversations get different permutations"
