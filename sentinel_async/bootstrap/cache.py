@@ -276,6 +276,7 @@ def build(
             keys=RETAIL_SLOT_KEYS,
             listings=retail_listings(domain.db) if config.sft.slot_recall > 0 else (),
             recall_share=config.sft.slot_recall,
+            kind_contest=config.sft.slot_kind_contest,
         )
     entity_groups = entity_token_groups(tokenizer, entities)
     if config.permute_names and not config.spell_names:

@@ -22,7 +22,7 @@ FORMAT_VERSION = 5
 build's code, a changed default, a removed field. A new field whose default keeps the old computation needs no
 bump: a build recorded before the field existed is still found (`cache.find_equivalent`)."""
 
-Size = Literal["toy", "tiny", "small", "tiny-names", "tiny-kinds"]
+Size = Literal["toy", "tiny", "small", "tiny-names", "tiny-kinds", "tiny-kind-drill"]
 ToolViewName = Literal["raw", "lines"]
 
 
@@ -135,6 +135,13 @@ NAMED["tiny-names"] = msgspec.structs.replace(NAMED["tiny"], size="tiny-names", 
 """`tiny` with names as copied text (`spell_names`; see the README's bootstrap section)."""
 NAMED["tiny-kinds"] = msgspec.structs.replace(NAMED["tiny-names"], size="tiny-kinds", permute_payment_kinds=True)
 """`tiny-names` with payment kinds as copied text too (`permute_payment_kinds`)."""
+NAMED["tiny-kind-drill"] = msgspec.structs.replace(
+    NAMED["tiny-kinds"],
+    size="tiny-kind-drill",
+    sft=msgspec.structs.replace(NAMED["tiny-kinds"].sft, slot_kind_contest=0.5),
+)
+"""`tiny-kinds` with slot-copy exercises where only the payment kind tells the said values apart
+(`SFTConfig.slot_kind_contest`)."""
 
 
 def bootstrap_config(

@@ -115,6 +115,11 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     item lines, then the product id on the line of a given item id). Measured at 0.3 on `tiny`: product
     lookups still 0 of 29 (the cue's item id now wrong from its first digit), test pass^1 0.050; off by
     default."""
+    slot_kind_contest: float = 0.0
+    """The chance that a hard exercise's distractor of a value whose key other kinds share (the payment kinds
+    at `payment_method_id`) is the same value under another of those kinds (`gift_card_7644869` before
+    `paypal_7644869`): only the kind tells them apart, so the call must copy the kind of the value said last.
+    `tiny-kind-drill` uses 0.5."""
     permute_entities: bool = True
     """Rename the entity tokens of every demonstration at random, per kind and consistently within it
     (`sentinel_async.bootstrap.entities`): every id is trained, and ids can only be copied, not remembered."""

@@ -12,7 +12,8 @@ Each exercise: a little filler cut from the demonstrations, then one to `max_slo
 codes), each said in a short sentence (" my zip is 28236.") after distractors of its kind, then a tool call
 that names them all in a random order; the loss is on the values in the call alone. Hard exercises (for
 `SFTConfig.slot_hard_from` on) drill long ids most, among up to three distractors that share their prefix.
-Recall exercises (`SlotCopy.recall`, a share of the hard ones) are a product lookup in miniature: an order's
+Kind contests (`kind_contest`) say the same digits under another payment kind first, so only a copied kind is
+right. Recall exercises (`SlotCopy.recall`, a share of the hard ones) are a product lookup in miniature: an order's
 item lines, the customer naming one item, then the product id on that item's line. See the README's bootstrap
 section for what each kind of exercise changed.
 """
@@ -97,6 +98,7 @@ class SlotCopy:
         keys: Mapping[str, str] | None = None,
         listings: Sequence[Sequence[ListingRow]] = (),
         recall_share: float = 0.0,
+        kind_contest: float = 0.0,
     ) -> None:
         kinds = [kind for kind, texts in values.items() if texts]
         if not kinds:
@@ -119,6 +121,8 @@ class SlotCopy:
         if recall_share > 0 and not self.listings:
             raise ValueError("recall exercises need listings of two or more rows")
         self.recall_share = recall_share
+        self.kind_contest = kind_contest
+        self.key_peers = {kind: [k for k in kinds if k != kind and self.keys[k] == self.keys[kind]] for kind in kinds}
         lengths = [sum(len(self._encode(v)) for v in values[k][:50]) / len(values[k][:50]) for k in kinds]
         floor = sum(lengths) / len(lengths)  # short values (a name: one token) are still drilled half as often
         self.length_weights = [length + floor for length in lengths]
@@ -149,7 +153,7 @@ class SlotCopy:
             distractors = rng.randint(0, self.hard_distractors if hard else self.max_distractors)
             others = [self._distractor(rng, kind, chosen[kind], hard) for _ in range(distractors)]
             for other in others:
-                ids += self._say(kind, other) + self._filler(rng, 2, filler)
+                ids += self._say(self._kind_of(kind, other), other) + self._filler(rng, 2, filler)
             ids += self._say(kind, chosen[kind]) + self._filler(rng, 0, self.max_filler)
         mask = [0] * len(ids)
         for index, kind in enumerate(rng.sample(kinds, len(kinds))):
@@ -207,7 +211,11 @@ class SlotCopy:
     def _distractor(self, rng: random.Random, kind: str, value: str, hard: bool) -> str:
         """Another value of `kind`; in a hard exercise, with probability `near_distractors`, a made-up one that
         shares a prefix with `value` (its digits after a random point redrawn): only a copy of the whole value
-        is right."""
+        is right. With `kind_contest`, first: `value` under another kind that shares its key (`paypal_7644869`
+        for `gift_card_7644869`)."""
+        peers = self.key_peers[kind]
+        if hard and peers and value.startswith(f"{kind}_") and rng.random() < self.kind_contest:
+            return rng.choice(peers) + value[len(kind) :]
         if not hard or sum(c.isdigit() for c in value) < 4 or rng.random() >= self.near_distractors:
             return rng.choice(self.values[kind])
         return self._near(rng, value)
@@ -224,6 +232,10 @@ class SlotCopy:
         for i in digits[cut:]:
             chars[i] = str(rng.randrange(10))
         return "".join(chars)
+
+    def _kind_of(self, kind: str, value: str) -> str:
+        """The kind `value` is written as: `kind`, or the peer whose prefix it has (a kind contest's distractor)."""
+        return next((peer for peer in self.key_peers[kind] if value.startswith(f"{peer}_")), kind)
 
     def _say(self, kind: str, value: str) -> list[int]:
         return self._encode(f" my {kind.replace('_', ' ')} is {value}.")

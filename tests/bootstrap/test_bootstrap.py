@@ -291,6 +291,39 @@ def test_every_kind_of_payment_method_is_named_at_payment_method_id_as_in_the_to
         assert any(call["arguments"]["payment_method_id"] in said for said in methods.values())
 
 
+def test_kind_contests_say_the_same_digits_under_another_payment_kind_before_the_one_copied(built: Bootstrap) -> None:
+    import random
+    import re
+
+    from sentinel_async.bootstrap.slots import RETAIL_SLOT_KEYS, SlotCopy, retail_slot_values
+    from sentinel_async.bootstrap.tokenizer import mask_runs
+
+    values = retail_slot_values(RetailDomain().db)
+    methods = {kind: values[kind][:3] for kind in RETAIL_SLOT_KEYS}
+    filler = [built.tokenizer.encode("Thanks, I can help you with that today.", add_special_tokens=False)]
+    slots = SlotCopy(built.tokenizer, methods, filler, keys=RETAIL_SLOT_KEYS, kind_contest=1.0)
+    contests = 0
+    for sample in slots.batch(random.Random(5), 40, hard=True):
+        (start, end), *_ = mask_runs(sample.mask)
+        copied = built.tokenizer.decode(sample.ids[start:end])
+        said = re.findall(
+            r"my (credit card|paypal|gift card) is ((credit_card|paypal|gift_card)_\d+)\.",
+            built.tokenizer.decode(sample.ids[:start]),
+        )
+        assert said[-1][1] == copied, "the call copies the value said last"
+        for word, _value, kind in said:
+            assert word.replace(" ", "_") == kind, "each value is said as its own kind"
+        for _, other, kind in said[:-1]:
+            assert other.removeprefix(f"{kind}_") == copied.split("_")[-1], "the same digits"
+            assert not copied.startswith(f"{kind}_"), "under another kind"
+            contests += 1
+    assert contests > 20
+    plain = SlotCopy(built.tokenizer, methods, filler, keys=RETAIL_SLOT_KEYS)
+    for sample in plain.batch(random.Random(5), 40, hard=True):
+        text = built.tokenizer.decode(sample.ids)
+        assert len({kind for kind in RETAIL_SLOT_KEYS if f"{kind}_" in text}) == 1, "without contests, one kind"
+
+
 def test_recall_exercises_copy_the_product_id_on_the_line_of_the_named_item(built: Bootstrap) -> None:
     import random
     import re
