@@ -2,7 +2,8 @@
 
 The dialogue expert plays every task of a split once with the scripted user; the model then reads each
 conversation on the prompts it is shown and counts an assistant turn right when its greedy choice matches every
-token (`sentinel_async.bootstrap.probe`). Printed per model: exact turns by kind, and how many conversations miss
+token (`sentinel_async.bootstrap.probe`). Printed per model: exact turns by kind, payment kinds right (the
+first token of each payment method id written), and how many conversations miss
 0, 1, 2, ... tool calls: a task that misses one call is one skill away from being solved.
 
     python examples/probe.py                                  # the default bootstrap on the test split

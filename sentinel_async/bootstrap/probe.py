@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from sentinel_async.bootstrap.demos import conversation_samples
+from sentinel_async.bootstrap.ids import PAYMENT_KINDS
 from sentinel_async.bootstrap.tokenizer import mask_runs
 from sentinel_async.messages import ChatMessage
 from sentinel_async.prompt_view import PromptView, view_tool_results
@@ -30,6 +31,9 @@ class TurnAccuracy(msgspec.Struct, frozen=True, kw_only=True):
     """kind -> (turns, exact fraction)."""
     missed: list[tuple[str, ...]] = []
     """Per conversation, the kinds of the turns the model does not reproduce, in order."""
+    payment_kinds: tuple[int, int] = (0, 0)
+    """(right, of): at each payment method id an assistant turn writes (`paypal_7644869`), whether the model's
+    greedy choice of its first token, the one that says the kind, is right (teacher-forced)."""
 
     def calls_from_success(self) -> dict[int, int]:
         """How many conversations miss 0, 1, 2, ... tool calls (messages, `say`, not counted): a conversation
@@ -39,7 +43,11 @@ class TurnAccuracy(msgspec.Struct, frozen=True, kw_only=True):
 
     def format(self) -> str:
         kinds = ", ".join(f"{k} {acc:.2f} ({n})" for k, (n, acc) in sorted(self.by_kind.items()))
-        return f"exact turns {self.exact:.3f} of {self.turns}, assistant tokens {self.token_accuracy:.3f}; {kinds}"
+        right, of = self.payment_kinds
+        return (
+            f"exact turns {self.exact:.3f} of {self.turns}, assistant tokens {self.token_accuracy:.3f}; payment kinds"
+            f" {right} of {of}; {kinds}"
+        )
 
 
 def _turn_kind(message: ChatMessage) -> str:
@@ -65,6 +73,8 @@ def turn_accuracy(
     total: Counter[str] = Counter()
     tokens_right = tokens = 0
     missed: list[tuple[str, ...]] = []
+    kind_prefixes = [tokenizer.encode(f"{kind}_", add_special_tokens=False) for kind in PAYMENT_KINDS]
+    kinds_right = kinds_seen = 0
     for conversation in conversations:
         wrong: list[str] = []
         turn_kinds = [_turn_kind(m) for m in conversation if m.role == "assistant"]
@@ -86,6 +96,9 @@ def turn_accuracy(
                     wrong.append(kind)
                 tokens_right += sum(turn_hits)
                 tokens += len(turn_hits)
+                for i in _kind_starts(sample.ids, start, end, kind_prefixes):
+                    kinds_seen += 1
+                    kinds_right += guess[i - 1] == sample.ids[i]
         missed.append(tuple(wrong))
     turns = sum(total.values())
     return TurnAccuracy(
@@ -94,4 +107,14 @@ def turn_accuracy(
         token_accuracy=tokens_right / tokens if tokens else 0.0,
         by_kind={k: (n, right[k] / n) for k, n in total.items()},
         missed=missed,
+        payment_kinds=(kinds_right, kinds_seen),
     )
+
+
+def _kind_starts(ids: Sequence[int], start: int, end: int, prefixes: Sequence[Sequence[int]]) -> list[int]:
+    """Positions in `ids[start:end]` where a payment kind's tokens (`paypal_`) begin."""
+    return [
+        i
+        for i in range(max(1, start), end)
+        if any(list(ids[i : i + len(prefix)]) == list(prefix) for prefix in prefixes)
+    ]

@@ -741,6 +741,31 @@ async def test_turn_accuracy_counts_every_turn_with_or_without_a_window(built: B
     assert sum(windowed.calls_from_success().values()) == len(demos.conversations)
 
 
+async def test_turn_accuracy_checks_the_kind_of_every_payment_method_an_assistant_turn_writes(
+    built: Bootstrap, domain: RetailDomain
+) -> None:
+    import re
+
+    from sentinel_async.bootstrap.probe import turn_accuracy
+
+    demos = await generate_demos(domain, DemoConfig(episodes_per_task=1, max_tasks=8, intent_weights={}))
+    written = " ".join(
+        m.content + " ".join(json.dumps(c.arguments) for c in m.tool_calls)
+        for conversation in demos.conversations
+        for m in conversation
+        if m.role == "assistant"
+    )
+    payments = len(re.findall(r"(credit_card|paypal|gift_card)_\d", written))
+    assert payments > 3
+    accuracy = turn_accuracy(
+        built.model, built.tokenizer, demos.conversations, domain.tool_schemas(), built.prompt_view
+    )
+    right, of = accuracy.payment_kinds
+    assert of == payments, "every payment method an assistant writes, once"
+    assert 0 <= right <= of
+    assert f"payment kinds {right} of {of}" in accuracy.format()
+
+
 def test_a_build_can_copy_addresses(tmp_path: Path) -> None:
     """`copy_addresses` renames address words in the demonstrations and drills them in the exercises."""
     config = msgspec.structs.replace(
