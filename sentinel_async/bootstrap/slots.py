@@ -214,7 +214,8 @@ class SlotCopy:
         is right. With `kind_contest`, first: `value` under another kind that shares its key (`paypal_7644869`
         for `gift_card_7644869`)."""
         peers = self.key_peers[kind]
-        if hard and peers and value.startswith(f"{kind}_") and rng.random() < self.kind_contest:
+        contest = hard and self.kind_contest > 0 and peers and value.startswith(f"{kind}_")
+        if contest and rng.random() < self.kind_contest:  # no draw when off: builds without it stay as they were
             return rng.choice(peers) + value[len(kind) :]
         if not hard or sum(c.isdigit() for c in value) < 4 or rng.random() >= self.near_distractors:
             return rng.choice(self.values[kind])
