@@ -141,7 +141,7 @@ NAMED["tiny-kind-drill"] = msgspec.structs.replace(
     sft=msgspec.structs.replace(NAMED["tiny-kinds"].sft, slot_kind_contest=0.5),
 )
 """`tiny-kinds` with slot-copy exercises where only the payment kind tells the said values apart
-(`SFTConfig.slot_kind_contest`)."""
+(`SFTConfig.slot_kind_contest`). Measured: no better than `tiny-kinds` (see the README's bootstrap section)."""
 
 
 def bootstrap_config(

@@ -119,7 +119,9 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     """The chance that a hard exercise's distractor of a value whose key other kinds share (the payment kinds
     at `payment_method_id`) is the same value under another of those kinds (`gift_card_7644869` before
     `paypal_7644869`): only the kind tells them apart, so the call must copy the kind of the value said last.
-    `tiny-kind-drill` uses 0.5."""
+    `tiny-kind-drill` uses 0.5. Measured there: test pass^1 0.125 (as `tiny-kinds`), but the right kind first at
+    45 of 72 kind tokens teacher-forced (`tiny-kinds`: 52), and every wrong payment `gift_card_` for the customer's
+    `paypal_` with the digits right; off by default."""
     permute_entities: bool = True
     """Rename the entity tokens of every demonstration at random, per kind and consistently within it
     (`sentinel_async.bootstrap.entities`): every id is trained, and ids can only be copied, not remembered."""
