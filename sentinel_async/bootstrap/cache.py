@@ -249,7 +249,7 @@ def build(
     if config.permute_payment_kinds:
         from sentinel_async.bootstrap.ids import permute_payment_kinds
 
-        conversations = permute_payment_kinds(conversations, config.demos.seed)
+        conversations = permute_payment_kinds(conversations, config.demos.seed, say_kinds=config.say_payment_kinds)
     tokenizer = train_tokenizer(
         corpus,
         vocab_size=config.vocab_size,

@@ -22,7 +22,7 @@ FORMAT_VERSION = 5
 build's code, a changed default, a removed field. A new field whose default keeps the old computation needs no
 bump: a build recorded before the field existed is still found (`cache.find_equivalent`)."""
 
-Size = Literal["toy", "tiny", "small", "tiny-names", "tiny-kinds", "tiny-kind-drill"]
+Size = Literal["toy", "tiny", "small", "tiny-names", "tiny-kinds", "tiny-kind-drill", "tiny-kinds-said"]
 ToolViewName = Literal["raw", "lines"]
 
 
@@ -62,6 +62,10 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     and tool results (`ids.PaymentKindRenaming`), so a payment method's kind can only be copied from the
     conversation, as its digits are. Without it the kind is partly a prior: `tiny-names` writes the right digits
     under the wrong kind in 9 of its 40 test tasks. `tiny-kinds` turns it on."""
+    say_payment_kinds: bool = False
+    """With `permute_payment_kinds`, the customer also names each payment method by its new kind (`my gift card
+    (gift_card_7644869)` rather than `my PayPal account (gift_card_7644869)`): words and id agree, as they do in
+    the benchmark's conversations, while the kinds stay balanced. `tiny-kinds-said` turns it on."""
     prompt_style: PromptStyle = "compact"
     tool_view: ToolViewName = "raw"
     """How the policy reads tool results: "raw" (tau2's JSON) or "lines" (`retail_lines`: one line per item or
@@ -72,6 +76,10 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     model: ModelConfig = msgspec.field(default_factory=lambda: MODEL_SIZES["tiny"])
     demos: DemoConfig = msgspec.field(default_factory=DemoConfig)
     sft: SFTConfig = msgspec.field(default_factory=SFTConfig)
+
+    def __post_init__(self) -> None:
+        if self.say_payment_kinds and not self.permute_payment_kinds:
+            raise ValueError("say_payment_kinds renames the words of permuted kinds: set permute_payment_kinds too")
 
 
 NAMED: dict[str, BootstrapConfig] = {
@@ -142,6 +150,8 @@ NAMED["tiny-kind-drill"] = msgspec.structs.replace(
 )
 """`tiny-kinds` with slot-copy exercises where only the payment kind tells the said values apart
 (`SFTConfig.slot_kind_contest`). Measured: no better than `tiny-kinds` (see the README's bootstrap section)."""
+NAMED["tiny-kinds-said"] = msgspec.structs.replace(NAMED["tiny-kinds"], size="tiny-kinds-said", say_payment_kinds=True)
+"""`tiny-kinds` with the customer's words for each payment method permuted with its kind (`say_payment_kinds`)."""
 
 
 def bootstrap_config(

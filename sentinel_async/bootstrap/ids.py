@@ -51,30 +51,60 @@ _KIND_PREFIX = re.compile(r"(?<![A-Za-z_])(credit_card|paypal|gift_card)(?=_\d)"
 _KIND_SOURCE = re.compile(r'("source":\s*"|(?<![A-Za-z_])source )(credit_card|paypal|gift_card)(?![A-Za-z_])')
 """A payment method's kind as tau2's JSON (`"source": "paypal"`) and the lines view (`source paypal, id ...`)
 write it."""
+_KIND_SAID = re.compile(
+    r"(?<![A-Za-z])(PayPal account|gift card|[A-Z][a-z]+ card ending in \d{4}) \((credit_card|paypal|gift_card)(_\d+)\)"
+)
+"""A payment method as the scripted customer names it: `my PayPal account (paypal_7644869)`, `my gift card
+(gift_card_...)`, `my Visa card ending in 1234 (credit_card_...)`."""
+_CARD_BRANDS = ("Visa", "Mastercard")
 
 
 class PaymentKindRenaming(TextRenaming):
     """Payment methods' kinds permuted at random per conversation (`rollout.rename_guide_payment_kinds`), in ids
     (`paypal_7644869` -> `gift_card_7644869`) and tool results' `"source"` (JSON or lines); the words around them
-    ("my PayPal account") stay. Also applied to a bootstrap's demonstrations (`BootstrapConfig.permute_payment_kinds`).
+    ("my PayPal account") stay, unless `say_kinds`: then the customer names each method by its new kind (`my gift
+    card (gift_card_7644869)`), so words and id agree again. Also applied to a bootstrap's demonstrations
+    (`BootstrapConfig.permute_payment_kinds`, `BootstrapConfig.say_payment_kinds`).
 
     A curriculum aimed at wrong payments is mostly one kind (PayPal refunds, say), and a small policy trained on
     it learns to write that kind rather than to copy the one the conversation shows (exp27, exp29: `paypal_`
     where the customer's id is `credit_card_`, with the digits right). Permuted, a guide's kind says nothing but
     what the conversation's ids say."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, *, say_kinds: bool = False) -> None:
         rng = random.Random(f"{seed}:payment-kinds")
         self.mapping = dict(zip(PAYMENT_KINDS, rng.sample(PAYMENT_KINDS, len(PAYMENT_KINDS)), strict=True))
+        self.seed = seed
+        self.say_kinds = say_kinds
 
     def text(self, text: str) -> str:
-        """`text` with every payment method's kind mapped."""
+        """`text` with every payment method's kind mapped (and, with `say_kinds`, the customer's name for it)."""
+        if self.say_kinds:
+            text = _KIND_SAID.sub(self._said, text)
         text = _KIND_PREFIX.sub(lambda match: self.mapping[match.group(1)], text)
         return _KIND_SOURCE.sub(lambda match: match.group(1) + self.mapping[match.group(2)], text)
 
+    def _said(self, match: re.Match[str]) -> str:
+        """`label (kind_digits)` for the mapped kind, the id's kind left for `_KIND_PREFIX` to map."""
+        label, kind, digits = match.groups()
+        new_kind = self.mapping[kind]
+        if new_kind == kind:
+            return match.group(0)
+        if new_kind == "paypal":
+            label = "PayPal account"
+        elif new_kind == "gift_card":
+            label = "gift card"
+        else:
+            rng = random.Random(f"{self.seed}:{digits}")
+            label = f"{rng.choice(_CARD_BRANDS)} card ending in {rng.randrange(10_000):04d}"
+        return f"{label} ({kind}{digits})"
 
-def permute_payment_kinds(conversations: Sequence[Sequence[ChatMessage]], seed: int) -> list[list[ChatMessage]]:
+
+def permute_payment_kinds(
+    conversations: Sequence[Sequence[ChatMessage]], seed: int, *, say_kinds: bool = False
+) -> list[list[ChatMessage]]:
     """Each conversation with its own random permutation of payment kinds (`PaymentKindRenaming`), drawn from
-    `seed` in order: how a bootstrap's demonstrations are renamed (`BootstrapConfig.permute_payment_kinds`)."""
+    `seed` in order: how a bootstrap's demonstrations are renamed (`BootstrapConfig.permute_payment_kinds`,
+    `BootstrapConfig.say_payment_kinds`)."""
     rng = random.Random(f"{seed}:payment-kinds")
-    return [PaymentKindRenaming(rng.randrange(2**32)).conversation(c) for c in conversations]
+    return [PaymentKindRenaming(rng.randrange(2**32), say_kinds=say_kinds).conversation(c) for c in conversations]

@@ -9,11 +9,14 @@ import re
 
 import pytest
 
+from sentinel_async.bootstrap.config import BootstrapConfig
 from sentinel_async.bootstrap.ids import PAYMENT_KINDS, IdRenaming, PaymentKindRenaming, permute_payment_kinds
 from sentinel_async.bootstrap.names import ChainedRenaming, Renaming, TextRenaming
 from sentinel_async.messages import ChatMessage, ToolCall
 
 PAYMENT_KIND = re.compile(r"(credit_card|paypal|gift_card)_\d")
+PAYMENT_ID = re.compile(r"(?:credit_card|paypal|gift_card)_\d+")
+CUSTOMER_NAMES_METHOD = re.compile(r"my (PayPal account|gift card|\w+ card ending in \d{4}) \((\w+?)_\d")
 DIGIT_RUNS = re.compile(r"(?<![\d.])\d{4,}")  # not the decimals of an amount
 
 
@@ -79,6 +82,27 @@ def test_payment_kinds_are_permuted_in_ids_and_sources_but_not_in_words() -> Non
     )
     drawn = {tuple(PaymentKindRenaming(seed).mapping.values()) for seed in range(40)}
     assert len(drawn) == 6, "every permutation is drawn, the identity too"
+
+
+def test_said_kinds_name_each_method_the_customer_names_by_its_new_kind() -> None:
+    text = (
+        "Please use my PayPal account (paypal_7644869). Or my gift card (gift_card_0446831), or my Visa card "
+        "ending in 1234 (credit_card_4466831). Refund to paypal_7644869."
+    )
+    for seed in range(12):
+        words = PaymentKindRenaming(seed, say_kinds=True)
+        renamed = words.text(text)
+        assert PAYMENT_ID.findall(renamed) == PAYMENT_ID.findall(PaymentKindRenaming(seed).text(text)), "the same ids"
+        said = CUSTOMER_NAMES_METHOD.findall(renamed)
+        assert sorted(kind for _, kind in said) == sorted(PAYMENT_KINDS)
+        for label, kind in said:
+            expected = {"paypal": "PayPal account", "gift_card": "gift card"}.get(kind)
+            assert label == expected if expected else re.fullmatch(r"[A-Z][a-z]+ card ending in \d{4}", label)
+        assert renamed.endswith(f"Refund to {words.mapping['paypal']}_7644869."), "ids not said by name: only the id"
+        if words.mapping["credit_card"] == "credit_card":
+            assert "Visa card ending in 1234 (credit_card_4466831)" in renamed, "a kind that stays keeps its words"
+    with pytest.raises(ValueError, match="permute_payment_kinds"):
+        BootstrapConfig(say_payment_kinds=True)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tau2") is None, reason="needs the tau2 extra")
@@ -150,3 +174,15 @@ def test_demonstrations_with_permuted_payment_kinds_stay_coherent_in_the_lines_v
     assert sources > 0
     assert payments > 20
     assert len(maps) > 3, "conversations get different permutations"
+
+    said = permute_payment_kinds(viewed, seed=7, say_kinds=True)
+    assert [PAYMENT_ID.findall(visible(c)) for c in said] == [PAYMENT_ID.findall(visible(c)) for c in permuted]
+    named = 0
+    for conversation in said:
+        for message in conversation:
+            if message.role == "user":
+                for label, kind in CUSTOMER_NAMES_METHOD.findall(message.content or ""):
+                    named += 1
+                    expected = {"paypal": "PayPal account", "gift_card": "gift card"}.get(kind)
+                    assert label == expected if expected else re.fullmatch(r"[A-Z][a-z]+ card ending in \d{4}", label)
+    assert named > 10, "the customers name their payment methods"
