@@ -71,9 +71,12 @@ class PaymentKindRenaming(TextRenaming):
     where the customer's id is `credit_card_`, with the digits right). Permuted, a guide's kind says nothing but
     what the conversation's ids say."""
 
-    def __init__(self, seed: int, *, say_kinds: bool = False) -> None:
+    def __init__(self, seed: int, *, say_kinds: bool = False, mapping: dict[str, str] | None = None) -> None:
         rng = random.Random(f"{seed}:payment-kinds")
-        self.mapping = dict(zip(PAYMENT_KINDS, rng.sample(PAYMENT_KINDS, len(PAYMENT_KINDS)), strict=True))
+        drawn = dict(zip(PAYMENT_KINDS, rng.sample(PAYMENT_KINDS, len(PAYMENT_KINDS)), strict=True))
+        if mapping is not None and not sorted(mapping) == sorted(mapping.values()) == sorted(PAYMENT_KINDS):
+            raise ValueError(f"not a permutation of {PAYMENT_KINDS}: {mapping}")
+        self.mapping = drawn if mapping is None else dict(mapping)
         self.seed = seed
         self.say_kinds = say_kinds
 

@@ -105,6 +105,17 @@ def test_said_kinds_name_each_method_the_customer_names_by_its_new_kind() -> Non
         BootstrapConfig(say_payment_kinds=True)
 
 
+def test_a_given_kind_map_moves_ids_or_with_its_inverse_only_the_customers_words() -> None:
+    cycle = {"credit_card": "paypal", "paypal": "gift_card", "gift_card": "credit_card"}
+    back = {new: old for old, new in cycle.items()}
+    text = "Please use my PayPal account (paypal_7644869).\n  - source paypal, id paypal_7644869"
+    assert PaymentKindRenaming(0, mapping=cycle).text(text) == text.replace("paypal", "gift_card")
+    words = ChainedRenaming(PaymentKindRenaming(0, mapping=cycle, say_kinds=True), PaymentKindRenaming(0, mapping=back))
+    assert words.text(text) == text.replace("PayPal account", "gift card")
+    with pytest.raises(ValueError, match="not a permutation"):
+        PaymentKindRenaming(0, mapping={"paypal": "gift_card", "gift_card": "gift_card", "credit_card": "paypal"})
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tau2") is None, reason="needs the tau2 extra")
 @pytest.mark.parametrize("payment_kinds", [False, True])
 def test_a_renamed_expert_episode_writes_only_ids_it_was_shown_and_none_of_the_tasks(payment_kinds: bool) -> None:
