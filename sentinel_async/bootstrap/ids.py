@@ -52,11 +52,11 @@ _KIND_SOURCE = re.compile(r'("source":\s*"|(?<![A-Za-z_])source )(credit_card|pa
 """A payment method's kind as tau2's JSON (`"source": "paypal"`) and the lines view (`source paypal, id ...`)
 write it."""
 _KIND_SAID = re.compile(
-    r"(?<![A-Za-z])(PayPal account|gift card|[A-Z][a-z]+ card ending in \d{4}) \((credit_card|paypal|gift_card)(_\d+)\)"
+    r"\bmy (?:PayPal account|gift card|[A-Z][a-z]+ card ending in \d{4}) \((credit_card|paypal|gift_card)(_\d+)\)"
 )
-"""A payment method as the scripted customer names it: `my PayPal account (paypal_7644869)`, `my gift card
-(gift_card_...)`, `my Visa card ending in 1234 (credit_card_...)`."""
-_CARD_BRANDS = ("Visa", "Mastercard")
+"""A payment method as the scripted customer names it (`user_script.PaymentMethod.describe`): `my PayPal account
+(paypal_7644869)`, `my gift card (gift_card_...)`, `my Visa card ending in 1234 (credit_card_...)`."""
+_CARD_BRANDS = ("visa", "mastercard")
 
 
 class PaymentKindRenaming(TextRenaming):
@@ -72,11 +72,12 @@ class PaymentKindRenaming(TextRenaming):
     what the conversation's ids say."""
 
     def __init__(self, seed: int, *, say_kinds: bool = False, mapping: dict[str, str] | None = None) -> None:
-        rng = random.Random(f"{seed}:payment-kinds")
-        drawn = dict(zip(PAYMENT_KINDS, rng.sample(PAYMENT_KINDS, len(PAYMENT_KINDS)), strict=True))
-        if mapping is not None and not sorted(mapping) == sorted(mapping.values()) == sorted(PAYMENT_KINDS):
+        if mapping is None:
+            rng = random.Random(f"{seed}:payment-kinds")
+            mapping = dict(zip(PAYMENT_KINDS, rng.sample(PAYMENT_KINDS, len(PAYMENT_KINDS)), strict=True))
+        elif not sorted(mapping) == sorted(mapping.values()) == sorted(PAYMENT_KINDS):
             raise ValueError(f"not a permutation of {PAYMENT_KINDS}: {mapping}")
-        self.mapping = drawn if mapping is None else dict(mapping)
+        self.mapping = dict(mapping)
         self.seed = seed
         self.say_kinds = say_kinds
 
@@ -88,19 +89,21 @@ class PaymentKindRenaming(TextRenaming):
         return _KIND_SOURCE.sub(lambda match: match.group(1) + self.mapping[match.group(2)], text)
 
     def _said(self, match: re.Match[str]) -> str:
-        """`label (kind_digits)` for the mapped kind, the id's kind left for `_KIND_PREFIX` to map."""
-        label, kind, digits = match.groups()
+        """The customer's words for the mapped kind, the id's kind left for `_KIND_PREFIX` to map."""
+        from sentinel_async.agents.scripted.user_script import PaymentMethod
+
+        kind, digits = match.groups()
         new_kind = self.mapping[kind]
         if new_kind == kind:
             return match.group(0)
-        if new_kind == "paypal":
-            label = "PayPal account"
-        elif new_kind == "gift_card":
-            label = "gift card"
-        else:
-            rng = random.Random(f"{self.seed}:{digits}")
-            label = f"{rng.choice(_CARD_BRANDS)} card ending in {rng.randrange(10_000):04d}"
-        return f"{label} ({kind}{digits})"
+        rng = random.Random(f"{self.seed}:{digits}")
+        card = new_kind == "credit_card"
+        return PaymentMethod(
+            payment_method_id=f"{kind}{digits}",
+            source=new_kind,
+            brand=rng.choice(_CARD_BRANDS) if card else None,
+            last_four=f"{rng.randrange(10_000):04d}" if card else None,
+        ).describe()
 
 
 def permute_payment_kinds(
