@@ -140,7 +140,7 @@ NAMED: dict[str, BootstrapConfig] = {
 }
 """The named configurations (`sentinel bootstrap --size`, `policy.size`)."""
 NAMED["tiny-names"] = msgspec.structs.replace(NAMED["tiny"], size="tiny-names", spell_names=True, made_up_names=0)
-"""`tiny` with names as copied text (`spell_names`; see the README's bootstrap section)."""
+"""`tiny` with names as copied text (`spell_names`; measured in docs/bootstrap-log.md)."""
 NAMED["tiny-kinds"] = msgspec.structs.replace(NAMED["tiny-names"], size="tiny-kinds", permute_payment_kinds=True)
 """`tiny-names` with payment kinds as copied text too (`permute_payment_kinds`)."""
 NAMED["tiny-kind-drill"] = msgspec.structs.replace(
@@ -149,7 +149,7 @@ NAMED["tiny-kind-drill"] = msgspec.structs.replace(
     sft=msgspec.structs.replace(NAMED["tiny-kinds"].sft, slot_kind_contest=0.5),
 )
 """`tiny-kinds` with slot-copy exercises where only the payment kind tells the said values apart
-(`SFTConfig.slot_kind_contest`). Measured: no better than `tiny-kinds` (see the README's bootstrap section)."""
+(`SFTConfig.slot_kind_contest`). Measured: no better than `tiny-kinds` (docs/bootstrap-log.md)."""
 NAMED["tiny-kinds-said"] = msgspec.structs.replace(NAMED["tiny-kinds"], size="tiny-kinds-said", say_payment_kinds=True)
 """`tiny-kinds` with the customer's words for each payment method permuted with its kind (`say_payment_kinds`)."""
 

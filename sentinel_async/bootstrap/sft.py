@@ -49,7 +49,8 @@ class SFTConfig(msgspec.Struct, frozen=True, kw_only=True):
     machine's speed (seeds fixed, `test_a_build_is_reproducible_from_its_configuration`)."""
     max_minutes: float = 10.0
     """A time cap. Where it binds first the schedule follows time instead (whichever is further along), so the
-    build then depends on the machine's speed (the named sizes `tiny` and `small` are time-bound: see README)."""
+    build then depends on the machine's speed (`tiny` and its variants are step-bound, 3,600 steps under a 45-minute
+    cap; `small` is time-bound, 60 minutes)."""
     context_loss_weight: float = 0.0
     """Weight of the next-token loss on non-assistant tokens (user turns, tool results), relative to 1 on the
     assistant's. Tool results repeat ids many times over (a product's variants, an order's items), so a small

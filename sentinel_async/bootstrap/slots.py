@@ -14,8 +14,8 @@ that names them all in a random order; the loss is on the values in the call alo
 `SFTConfig.slot_hard_from` on) drill long ids most, among up to three distractors that share their prefix.
 Kind contests (`kind_contest`) say the same digits under another payment kind first, so only a copied kind is
 right. Recall exercises (`SlotCopy.recall`, a share of the hard ones) are a product lookup in miniature: an order's
-item lines, the customer naming one item, then the product id on that item's line. See the README's bootstrap
-section for what each kind of exercise changed.
+item lines, the customer naming one item, then the product id on that item's line. See docs/bootstrap-log.md
+for what each kind of exercise changed.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ def register(commands: Any) -> None:
         type=int,
         default=None,
         help="training steps; the LR schedule runs over them, so the build does not depend on the machine's speed "
-        "as long as --minutes does not bind first (default: per size; tiny and small are time-bound)",
+        "as long as --minutes does not bind first (default: per size; the tiny builds are step-bound, "
+        "3,600 steps under a 45-minute cap, and small is time-bound, 60 minutes)",
     )
     parser.add_argument("--minutes", type=float, default=None, help="training time cap (default: per size)")
     parser.add_argument(
