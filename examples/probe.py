@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", default="tiny", help="bootstrap size (tokenizer and prompt view)")
     parser.add_argument("--build-seed", type=int, default=None)
     parser.add_argument("--build-steps", type=int, default=None)
+    parser.add_argument("--build-minutes", type=float, default=None)
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--per-task", action="store_true", help="print each task's missed turns")
     parser.add_argument("--kind-cues", action="store_true", help="payment kinds with ids' or words' kinds cycled")
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     torch.set_num_threads(1)
-    config = PolicyConfig(size=args.size, build_seed=args.build_seed, build_steps=args.build_steps)
+    config = PolicyConfig(
+        size=args.size, build_seed=args.build_seed, build_steps=args.build_steps, build_minutes=args.build_minutes
+    )
     loaded = load_policy(config, seed=0)
     domain = RetailDomain()
     demo_config = DemoConfig(split=args.split, episodes_per_task=1, intent_weights={}, seed=1)

@@ -33,7 +33,11 @@ def _models(config: PolicyConfig, seed: int) -> tuple[Any, Any, Any, PromptView]
     from sentinel_async.bootstrap import load_bootstrap_models
 
     return load_bootstrap_models(
-        size=config.size, cache_dir=config.cache_dir, steps=config.build_steps, seed=config.build_seed
+        size=config.size,
+        cache_dir=config.cache_dir,
+        minutes=config.build_minutes,
+        steps=config.build_steps,
+        seed=config.build_seed,
     )
 
 

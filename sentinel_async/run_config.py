@@ -27,7 +27,9 @@ class PolicyConfig(msgspec.Struct, frozen=True, kw_only=True):
     build_seed: int | None = None
     """The bootstrap build's seed (`sentinel bootstrap --seed`): another seed is another build of the size."""
     build_steps: int | None = None
-    """The bootstrap build's step budget (`sentinel bootstrap --steps`); None: the size's time budget."""
+    """The bootstrap build's step budget (`sentinel bootstrap --steps`); None: the size's own."""
+    build_minutes: float | None = None
+    """The bootstrap build's training time cap (`sentinel bootstrap --minutes`); None: the size's own."""
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 384

@@ -46,6 +46,8 @@ class EvalConfig(msgspec.Struct, frozen=True, kw_only=True):
     """The bootstrap build's seed (`sentinel bootstrap --seed`; policy "bootstrap")."""
     build_steps: int | None = None
     """The bootstrap build's step budget (`sentinel bootstrap --steps`; policy "bootstrap")."""
+    build_minutes: float | None = None
+    """The bootstrap build's training time cap (`sentinel bootstrap --minutes`; policy "bootstrap")."""
     checkpoint: str | None = None
     """A run's checkpoint folder to evaluate instead of the bootstrap weights (policy "bootstrap")."""
 

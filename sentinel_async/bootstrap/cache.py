@@ -32,7 +32,7 @@ from sentinel_async.bootstrap.demos import (
     tokenize_demos,
     turn_window_samples,
 )
-from sentinel_async.bootstrap.sft import NOT_LEARNT, SFTMetrics, draw_seed, train_sft
+from sentinel_async.bootstrap.sft import NOT_LEARNT, SFTMetrics, cut_short_by_time, draw_seed, train_sft
 from sentinel_async.logs import get_logger
 from sentinel_async.prompt_view import PromptView, view_tool_results
 from sentinel_async.tools.base import TaskSpec
@@ -306,6 +306,9 @@ def build(
     )
     if metrics.slot_waited_out:
         _log.warning("bootstrap_copying_not_learnt", detail=NOT_LEARNT, seed=config.sft.seed, draws=metrics.slot_draws)
+    cut_short = cut_short_by_time(config.sft, metrics, config.size)
+    if cut_short is not None:
+        _log.warning("bootstrap_cut_short_by_time", detail=cut_short)
     save_tokenizer(tokenizer, out)
     save_model(model, out)
     manifest = Manifest(

@@ -311,6 +311,22 @@ class SlotSchedule:
         return step < self.hard_from + max(0, self.slot_steps - self.earliest)
 
 
+def cut_short_by_time(config: SFTConfig, metrics: SFTMetrics, size: str) -> str | None:
+    """What to say when the time cap stopped a step-bound build (one that got past half its steps) before its
+    last step: the machine was slower than the one the size was measured on, so the build differs from the
+    measured one. None when training ran every step, or when the size is time-bound by design."""
+    if metrics.stopped_by != "time" or metrics.steps * 2 < config.max_steps:
+        return None
+    minutes = math.ceil(config.max_minutes * config.max_steps / max(metrics.steps, 1) * 1.15 / 5) * 5
+    return (
+        f"the {config.max_minutes:g}-minute cap stopped training at step {metrics.steps:,} of the "
+        f"{config.max_steps:,} its schedule runs over ({metrics.tokens_per_s:,.0f} tokens/s): this machine is slower "
+        "than the one the size was measured on, so this build is not the measured one. For every step: "
+        f"`sentinel bootstrap --size {size} --minutes {minutes}` (another build; use it with `sentinel eval "
+        f"--build-minutes {minutes}` or `sentinel run --set policy.build_minutes={minutes}`)"
+    )
+
+
 def draw_seed(seed: int, draw: int) -> int:
     """The seed of a build's `draw`th model (`SFTConfig.slot_redraws`); draw 0 is the build's own `seed`."""
     return seed + 100_003 * draw

@@ -54,7 +54,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def format_manifest(manifest: Any, path: Path) -> str:
     """A short human summary of a bootstrap manifest."""
-    from sentinel_async.bootstrap.sft import NOT_LEARNT
+    from sentinel_async.bootstrap.sft import NOT_LEARNT, cut_short_by_time
 
     sft, demos = manifest.sft, manifest.demos
     mix = ", ".join(f"{k}={v}" for k, v in demos.episodes_by_intent.items())
@@ -69,6 +69,9 @@ def format_manifest(manifest: Any, path: Path) -> str:
         copying += [f"  copying learnt at step {sft.slot_learnt_at} (easy slot-copy loss under the threshold)"]
     elif sft.slot_waited_out:
         copying += [f"  WARNING: {NOT_LEARNT}"]
+    cut_short = cut_short_by_time(manifest.config.sft, sft, manifest.config.size)
+    if cut_short is not None:
+        copying += [f"  WARNING: {cut_short}"]
     if sft.copy_rates:
         rates = ", ".join(f"{kind} {rate:.2f}" for kind, rate in sft.copy_rates.items())
         drilled = f"; {sft.remedial_steps} steps drilled a kind that failed a check" if sft.remedial_steps else ""

@@ -52,6 +52,12 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--build-steps", type=int, default=None, help="bootstrap policy: the build of `sentinel bootstrap --steps`"
     )
+    parser.add_argument(
+        "--build-minutes",
+        type=float,
+        default=None,
+        help="bootstrap policy: the build of `sentinel bootstrap --minutes`",
+    )
     parser.add_argument("--checkpoint", help="bootstrap policy: a run checkpoint folder (runs/.../checkpoints/vN)")
     parser.add_argument("--threads", type=int, default=None, help="bootstrap policy: torch threads")
     parser.add_argument("--model-url", help="base URL of the policy's server, e.g. http://127.0.0.1:8000/v1")
@@ -87,6 +93,7 @@ def config_from_args(args: argparse.Namespace, run_id: str) -> EvalConfig:
         size=args.size,
         build_seed=args.build_seed,
         build_steps=args.build_steps,
+        build_minutes=args.build_minutes,
         checkpoint=args.checkpoint,
     )
     if args.threads is not None:
@@ -115,13 +122,16 @@ def _retail_scripts(domain: Domain) -> Any:
 
 
 def _bootstrap_policy(config: EvalConfig) -> Any:
-    """The cached bootstrap policy of `config.size` (and build seed and steps), built on first use; weights from
-    `config.checkpoint` when given."""
+    """The cached bootstrap policy of `config.size` (and build seed, steps and minutes), built on first use;
+    weights from `config.checkpoint` when given."""
     from sentinel_async.bootstrap import bootstrap_config, bootstrap_policy, load_or_build
     from sentinel_async.bootstrap.model import load_model
     from sentinel_async.bootstrap.policy import DEFAULT_SAMPLING
 
-    built = load_or_build(bootstrap_config(config.size, steps=config.build_steps, seed=config.build_seed))
+    build = bootstrap_config(
+        config.size, minutes=config.build_minutes, steps=config.build_steps, seed=config.build_seed
+    )
+    built = load_or_build(build)
     if config.checkpoint is not None:
         if not Path(config.checkpoint, "config.json").is_file():
             raise SentinelError(f"no model checkpoint in {config.checkpoint} (expected config.json and weights)")

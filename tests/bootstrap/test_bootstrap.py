@@ -683,9 +683,32 @@ def test_named_sizes_and_the_cli_summary(built: Bootstrap) -> None:
     assert "model 3 drawn: the 2 before it did not learn to copy in time (2000 steps, 480 s discarded)" in text
 
 
-def test_eval_and_runs_load_the_build_of_a_seed_and_step_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A build made with `sentinel bootstrap --seed/--steps` is the one `sentinel eval --build-seed/--build-steps`
-    and a run's `policy.build_seed/build_steps` load, not the size's default build."""
+def test_a_step_bound_build_cut_short_by_its_time_cap_says_so_and_how_to_run_every_step(built: Bootstrap) -> None:
+    """On a slower machine the time cap can end a step-bound build early: that build is not the measured one."""
+    from sentinel_async.cli.bootstrap_command import format_manifest
+
+    manifest = built.manifest
+    max_steps = manifest.config.sft.max_steps
+    cut = msgspec.structs.replace(manifest.sft, stopped_by="time", steps=max_steps - 1)
+    text = format_manifest(msgspec.structs.replace(manifest, sft=cut), built.path)
+    assert (
+        f"WARNING: the {manifest.config.sft.max_minutes:g}-minute cap stopped training at step {max_steps - 1}" in text
+    )
+    assert f"sentinel bootstrap --size {manifest.config.size} --minutes " in text
+    assert "policy.build_minutes=" in text
+    finished = msgspec.structs.replace(manifest.sft, stopped_by="steps", steps=max_steps)
+    assert "WARNING" not in format_manifest(msgspec.structs.replace(manifest, sft=finished), built.path)
+    time_bound = msgspec.structs.replace(
+        manifest.config, sft=msgspec.structs.replace(manifest.config.sft, max_steps=100_000)
+    )
+    by_design = msgspec.structs.replace(manifest, config=time_bound, sft=cut)
+    assert "WARNING" not in format_manifest(by_design, built.path)
+
+
+def test_eval_and_runs_load_the_build_of_a_seed_step_budget_and_time_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build made with `sentinel bootstrap --seed/--steps/--minutes` is the one `sentinel eval
+    --build-seed/--build-steps/--build-minutes` and a run's `policy.build_seed/build_steps/build_minutes` load, not
+    the size's default build."""
     import sentinel_async.bootstrap as package
     from sentinel_async.bootstrap import bootstrap_config
     from sentinel_async.cli import build_parser
@@ -704,14 +727,16 @@ def test_eval_and_runs_load_the_build_of_a_seed_and_step_budget(monkeypatch: pyt
 
     monkeypatch.setattr(cache, "load_or_build", capture)
     monkeypatch.setattr(package, "load_or_build", capture)
-    args = build_parser().parse_args(["eval", "--policy", "bootstrap", "--build-seed", "1", "--build-steps", "3600"])
+    flags = ["--build-seed", "1", "--build-steps", "3600", "--build-minutes", "60"]
+    args = build_parser().parse_args(["eval", "--policy", "bootstrap", *flags])
     with pytest.raises(LoadedError):
         _bootstrap_policy(config_from_args(args, "eval"))
     with pytest.raises(LoadedError):
-        load_policy(PolicyConfig(build_seed=1, build_steps=3600), seed=0)
+        load_policy(PolicyConfig(build_seed=1, build_steps=3600, build_minutes=60.0), seed=0)
     with pytest.raises(LoadedError):
         load_policy(PolicyConfig(), seed=0)
-    wanted = fingerprint(bootstrap_config("tiny", seed=1, steps=3600))
+    wanted = fingerprint(bootstrap_config("tiny", seed=1, steps=3600, minutes=60.0))
+    assert wanted != fingerprint(bootstrap_config("tiny", seed=1, steps=3600))
     assert requested == [wanted, wanted, fingerprint(bootstrap_config("tiny"))]
 
 
