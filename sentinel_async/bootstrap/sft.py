@@ -317,7 +317,7 @@ def cut_short_by_time(config: SFTConfig, metrics: SFTMetrics, size: str) -> str 
     measured one. None when training ran every step, or when the size is time-bound by design."""
     if metrics.stopped_by != "time" or metrics.steps * 2 < config.max_steps:
         return None
-    minutes = math.ceil(config.max_minutes * config.max_steps / max(metrics.steps, 1) * 1.15 / 5) * 5
+    minutes = math.ceil(config.max_minutes * config.max_steps / metrics.steps * 1.15 / 5) * 5
     return (
         f"the {config.max_minutes:g}-minute cap stopped training at step {metrics.steps:,} of the "
         f"{config.max_steps:,} its schedule runs over ({metrics.tokens_per_s:,.0f} tokens/s): this machine is slower "

@@ -128,10 +128,9 @@ def _bootstrap_policy(config: EvalConfig) -> Any:
     from sentinel_async.bootstrap.model import load_model
     from sentinel_async.bootstrap.policy import DEFAULT_SAMPLING
 
-    build = bootstrap_config(
-        config.size, minutes=config.build_minutes, steps=config.build_steps, seed=config.build_seed
+    built = load_or_build(
+        bootstrap_config(config.size, minutes=config.build_minutes, steps=config.build_steps, seed=config.build_seed)
     )
-    built = load_or_build(build)
     if config.checkpoint is not None:
         if not Path(config.checkpoint, "config.json").is_file():
             raise SentinelError(f"no model checkpoint in {config.checkpoint} (expected config.json and weights)")
