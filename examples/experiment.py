@@ -8,9 +8,12 @@ Every arm starts from the same cached bootstrap policy and plays the same number
 - `train-only`: no proposed tasks, the 74-task train split alone.
 
 The bootstrap is evaluated once (k trials per test task); each arm and seed is one `sentinel run` folder whose
-final policy is evaluated the same way. The script prints pass^1..pass^k with 95% bootstrap intervals over the
-40 test tasks, the paired difference of every arm against the bootstrap and of SENTINEL against general, and the
-shift in failure categories on the test split; it saves results.json, results.md and the plots in `--out`.
+final policy is evaluated the same way. The bootstrap is also played with sampled turns, as the rollouts play
+(`--headroom-trials` per test task): its pass@k there is the headroom, what the policy's own samples already
+solve, the most that reinforcing its successes can bring greedy pass^1 to without teaching anything new.
+The script prints pass^1..pass^k with 95% bootstrap intervals over the 40 test tasks, the paired difference
+of every arm against the bootstrap and of SENTINEL against general, the headroom, and the shift in failure
+categories on the test split; it saves results.json, results.md and the plots in `--out`.
 Finished runs are reused, so an interrupted experiment continues where it stopped.
 
     python examples/experiment.py --out runs/experiment      # 3 arms x 3 seeds, trials 4 (about 90 min on 2 cores)
@@ -33,6 +36,7 @@ from typing import Any
 
 ARMS = {"sentinel": "targeted", "general": "general", "train-only": "off"}
 BASELINE = "bootstrap"
+HEADROOM = "headroom"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks-per-round", type=int, default=4)
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--trials", type=int, default=4, help="trials per test task (pass^1..pass^trials)")
+    parser.add_argument("--headroom-trials", type=int, default=4,
+                        help="sampled trials per test task of the bootstrap (its pass@k; 0: skip)")  # fmt: skip
     parser.add_argument("--eval-tasks", type=int, default=None, help="only the first N test tasks")
     parser.add_argument("--size", default="tiny", help="bootstrap size")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (each on one torch thread)")
@@ -53,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_config(args: argparse.Namespace, arm: str, seed: int) -> dict[str, Any]:
-    """The overrides of one run; the baseline is a run with no rounds (it only evaluates the bootstrap)."""
+    """The overrides of one run; the baseline is a run with no rounds (it only evaluates the bootstrap), the
+    headroom the same with sampled evaluation episodes."""
     from sentinel_async.cli.run_command import parse_overrides
 
     overrides: dict[str, Any] = {
@@ -61,17 +68,20 @@ def run_config(args: argparse.Namespace, arm: str, seed: int) -> dict[str, Any]:
         "seed": seed,
         "policy.size": args.size,
         "policy.num_threads": 1,
-        "rollout.rounds": 0 if arm == BASELINE else args.rounds,
+        "rollout.rounds": 0 if arm in (BASELINE, HEADROOM) else args.rounds,
         "rollout.tasks_per_round": args.tasks_per_round,
         "rollout.group_size": args.group_size,
         "rollout.seed": seed,
         "proposer.mode": ARMS.get(arm, "off"),
-        "pool.proposed_ratio": 0.0 if arm in ("train-only", BASELINE) else 0.5,
-        "evaluation.initial": arm == BASELINE,
+        "pool.proposed_ratio": 0.0 if arm in ("train-only", BASELINE, HEADROOM) else 0.5,
+        "evaluation.initial": arm in (BASELINE, HEADROOM),
         "evaluation.every": 1_000_000,  # only the final policy is evaluated
         "evaluation.trials": args.trials,
         "evaluation.max_tasks": args.eval_tasks,
     }
+    if arm == HEADROOM:
+        overrides["evaluation.trials"] = args.headroom_trials
+        overrides["evaluation.temperature"] = None  # the rollouts' temperature
     overrides.update(parse_overrides(args.overrides))
     return overrides
 
@@ -211,8 +221,37 @@ def plot_categories(path: Path, shares_by_arm: dict[str, dict[str, float]]) -> N
     plt.close(figure)
 
 
+def headroom_section(
+    pass_at: dict[int, Any], greedy: dict[str, list[float]], sampled: dict[str, list[float]]
+) -> list[str]:
+    """The results.md lines on the bootstrap's sampled episodes: pass@k, and the share of test tasks that its
+    greedy episodes or any of its samples solve (the ceiling of reinforcing what it already does)."""
+    from sentinel_async.metrics import is_success
+
+    def solved(rewards: dict[str, list[float]]) -> set[str]:
+        return {task for task, r in rewards.items() if any(is_success(x) for x in r)}
+
+    ks = list(pass_at)
+    by_samples = sorted(solved(sampled), key=_task_order)
+    greedy_share = sum(sum(is_success(x) for x in r) / len(r) for r in greedy.values()) / len(greedy)
+    ceiling = len(solved(greedy) | solved(sampled)) / len(greedy)
+    return [
+        f"## Headroom: the bootstrap's own samples ({ks[-1]} sampled trials per test task)", "",
+        "| policy | " + " | ".join(f"pass@{k}" for k in ks) + " |", "| --- |" + " --- |" * len(ks),
+        "| bootstrap, sampled | " + " | ".join(pass_at[k].format() for k in ks) + " |", "",
+        f"Its samples solve {len(by_samples)} of {len(sampled)} test tasks at least once "
+        f"({', '.join(by_samples) or 'none'}). Reinforcing what the policy already does can bring greedy pass^1 "
+        f"from {greedy_share:.3f} to at most about {ceiling:.3f} (the tasks its greedy or sampled episodes solve, "
+        f"{100 * (ceiling - greedy_share):+.1f} points); more needs what no episode showed.", "",
+    ]  # fmt: skip
+
+
+def _task_order(task_id: str) -> tuple[int, str]:
+    return (int(task_id), "") if task_id.isdigit() else (1 << 30, task_id)
+
+
 async def main(argv: list[str] | None = None) -> int:
-    from sentinel_async.analysis import Interval, paired_difference_ci, pass_hat_ci, shares
+    from sentinel_async.analysis import Interval, paired_difference_ci, pass_at_ci, pass_hat_ci, shares
     from sentinel_async.logs import configure_logging
 
     args = parse_args(argv)
@@ -220,7 +259,8 @@ async def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"baseline: evaluating the bootstrap policy ({args.trials} trials per test task)", flush=True)
-    logs = await run_all(args, [(BASELINE, 0)] + [(arm, seed) for arm in args.arms for seed in args.seeds])
+    baselines = [(BASELINE, 0)] + ([(HEADROOM, 0)] if args.headroom_trials > 0 else [])
+    logs = await run_all(args, baselines + [(arm, seed) for arm in args.arms for seed in args.seeds])
     base_log = logs[(BASELINE, 0)]
     base_rewards, base_ids, _ = final_rewards(base_log)
     runs: dict[str, list[dict[str, list[float]]]] = {}
@@ -252,7 +292,13 @@ async def main(argv: list[str] | None = None) -> int:
     lines += [f"| {name} | " + " | ".join(by_k[k].format() for k in ks) + " |" for name, by_k in table.items()]
     lines += ["", "## Paired differences", "", header.replace("policy", "difference"), rule]
     lines += [f"| {name} | " + " | ".join(by_k[k].format() for k in ks) + " |" for name, by_k in deltas.items()]
-    lines += ["", "## Training (mean over seeds)", "", "| arm | episodes | train reward | updates | proposed |",
+    lines.append("")
+    headroom: dict[int, Interval] = {}
+    if args.headroom_trials > 0:
+        sampled, _, _ = final_rewards(logs[(HEADROOM, 0)])
+        headroom = {k: pass_at_ci(sampled, k) for k in range(1, args.headroom_trials + 1)}
+        lines += headroom_section(headroom, base_rewards, sampled)
+    lines += ["## Training (mean over seeds)", "", "| arm | episodes | train reward | updates | proposed |",
               "| --- | --- | --- | --- | --- |"]  # fmt: skip
     for arm, per_seed in run_metrics.items():
         mean = {key: sum(m[key] for m in per_seed) / len(per_seed) for key in per_seed[0]}
@@ -271,6 +317,7 @@ async def main(argv: list[str] | None = None) -> int:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "pass_hat": {name: {k: [v.mean, v.low, v.high] for k, v in by_k.items()} for name, by_k in table.items()},
         "differences": {name: {k: [v.mean, v.low, v.high] for k, v in by_k.items()} for name, by_k in deltas.items()},
+        "headroom_pass_at": {k: [v.mean, v.low, v.high] for k, v in headroom.items()},
         "failure_counts": {name: dict(c) for name, c in cats.items()},
         "training": run_metrics,
         "seconds": time.monotonic() - started,

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from sentinel_async.events import EpisodeFinished, EvaluationFinished, FailureDiagnosed
-from sentinel_async.metrics import is_success, pass_hat_k
+from sentinel_async.metrics import is_success, pass_at_k, pass_hat_k
 from sentinel_async.store import EventFilter, EventStore
 from sentinel_async.tools.base import Domain
 
@@ -62,6 +62,24 @@ def task_rewards(store: EventStore, evaluation: EvaluationFinished) -> TaskRewar
 def task_pass_hat(rewards: TaskRewards, k: int) -> dict[str, float]:
     """pass^k of every task (tasks with fewer than k trials are left out)."""
     return {task: pass_hat_k(len(r), sum(is_success(x) for x in r), k) for task, r in rewards.items() if len(r) >= k}
+
+
+def task_pass_at(rewards: TaskRewards, k: int) -> dict[str, float]:
+    """pass@k of every task: the chance that one of k trials succeeds (tasks with fewer than k trials left out)."""
+    return {task: pass_at_k(len(r), sum(is_success(x) for x in r), k) for task, r in rewards.items() if len(r) >= k}
+
+
+def pass_at_ci(
+    rewards: TaskRewards, k: int, *, samples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> Interval:
+    """pass@k averaged over tasks, with a percentile bootstrap interval over tasks.
+
+    Of sampled episodes, pass@k is what a policy's own samples solve: the most that reinforcing its successes
+    can bring greedy pass^1 to on these tasks, unless training also teaches what no sample showed."""
+    by_task = task_pass_at(rewards, k)
+    if not by_task:
+        raise ValueError(f"no task has {k} trials")
+    return _bootstrap(list(by_task.values()), samples=samples, confidence=confidence, seed=seed)
 
 
 def pass_hat_ci(

@@ -27,3 +27,28 @@ def test_the_baseline_only_evaluates_the_bootstrap() -> None:
     assert baseline.rollout.rounds == 0
     assert baseline.evaluation.initial
     assert baseline.evaluation.trials == 2
+
+
+def test_the_headroom_samples_the_bootstrap_like_the_rollouts() -> None:
+    args = experiment.parse_args(["--trials", "2", "--headroom-trials", "8"])
+    headroom = load_run_config(overrides=experiment.run_config(args, experiment.HEADROOM, seed=0))
+    assert headroom.rollout.rounds == 0
+    assert headroom.evaluation.initial
+    assert headroom.evaluation.trials == 8
+    assert headroom.evaluation.temperature is None  # sampled at policy.temperature, as rollouts are
+    baseline = load_run_config(overrides=experiment.run_config(args, experiment.BASELINE, seed=0))
+    assert baseline.evaluation.temperature == 0.0
+
+
+def test_the_headroom_section_names_the_tasks_samples_solve_and_the_ceiling() -> None:
+    from sentinel_async.analysis import pass_at_ci
+
+    sampled = {"12": [1.0, 0.0, 0.0, 0.0], "5": [0.0, 0.0, 1.0, 1.0], "7": [0.0] * 4, "30": [0.0] * 4}
+    greedy = {"12": [0.0], "5": [1.0], "7": [0.0], "30": [1.0]}
+    lines = experiment.headroom_section({k: pass_at_ci(sampled, k) for k in (1, 2, 4)}, greedy, sampled)
+    text = "\n".join(lines)
+    assert "| bootstrap, sampled | 0.188" in text  # pass@1: (1/4 + 2/4) / 4
+    assert "solve 2 of 4 test tasks at least once (5, 12)" in text
+    # greedy solves 5 and 30, samples 5 and 12: three tasks are within reach of reinforcement alone
+    assert "from 0.500 to at most about 0.750" in text
+    assert "+25.0 points" in text
