@@ -79,10 +79,10 @@ def run_config(args: argparse.Namespace, arm: str, seed: int) -> dict[str, Any]:
         "evaluation.trials": args.trials,
         "evaluation.max_tasks": args.eval_tasks,
     }
-    if arm == HEADROOM:
-        overrides["evaluation.trials"] = args.headroom_trials
-        overrides["evaluation.temperature"] = None  # the rollouts' temperature
     overrides.update(parse_overrides(args.overrides))
+    if arm == HEADROOM:  # whatever --set says of evaluations: the headroom is sampled as the rollouts are
+        overrides["evaluation.trials"] = args.headroom_trials
+        overrides["evaluation.temperature"] = None
     return overrides
 
 

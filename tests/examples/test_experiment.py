@@ -30,7 +30,7 @@ def test_the_baseline_only_evaluates_the_bootstrap() -> None:
 
 
 def test_the_headroom_samples_the_bootstrap_like_the_rollouts() -> None:
-    args = experiment.parse_args(["--trials", "2", "--headroom-trials", "8"])
+    args = experiment.parse_args(["--trials", "2", "--headroom-trials", "8", "--set", "evaluation.temperature=0.0"])
     headroom = load_run_config(overrides=experiment.run_config(args, experiment.HEADROOM, seed=0))
     assert headroom.rollout.rounds == 0
     assert headroom.evaluation.initial
